@@ -1,0 +1,70 @@
+# Two entry points: `make run` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config/gateway.toml
+
+# Debian packages: the T.30 engine for the loopback line, and the tools the tests read back with.
+RUN_DEBS := libspandsp2
+TEST_DEBS := libspandsp2 tesseract-ocr tesseract-ocr-eng libtiff-tools
+BENCH_DEBS := ghostscript postfix
+
+.PHONY: run test lint typecheck pytest debs-run debs-test debs-bench bench clean
+
+run: debs-run $(VENV)/.installed
+	$(BIN)/fax-gateway --config $(CONFIG) serve
+
+test: debs-test $(VENV)/.installed-test lint typecheck pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict gateway
+
+pytest: $(VENV)/.installed-test
+	rm -f .coverage .coverage.*
+	COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+
+bench: debs-bench $(VENV)/.installed-test
+	$(BIN)/python bench/ingest.py
+
+# apt-get only for what is missing, and only when we may (root); otherwise say what to install.
+define ensure_debs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+endef
+
+debs-run:
+	$(call ensure_debs,$(RUN_DEBS))
+
+debs-test:
+	$(call ensure_debs,$(TEST_DEBS))
+
+debs-bench:
+	$(call ensure_debs,$(BENCH_DEBS))
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(VENV)/.installed $@
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,167 @@
+"""Settings: one frozen tree loaded once from TOML and passed explicitly (no global config).
+
+Every key, with its default, is documented in ``config/gateway.toml``; a test checks that the
+two agree.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
+MIB = 1024 * 1024
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Section):
+    path: Path = Path("var/gateway.sqlite3")
+    # "full" fsyncs the WAL on every commit (power-loss safe); "normal" survives process crashes.
+    synchronous: Literal["full", "normal"] = "full"
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=19025, ge=0, le=65535)
+    hostname: str = "fax-gateway.localhost"
+    default_smtp_domain: str = "fax.localhost"
+    default_region: str = "US"
+    max_message_bytes: int = Field(default=25 * MIB, gt=0)
+    max_sessions: int = Field(default=50, gt=0)
+    max_recipients: int = Field(default=50, gt=0)
+    max_pages: int = Field(default=100, gt=0)
+    min_inline_image_px: int = Field(default=300, ge=0)
+    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    idempotency_window_s: int = Field(default=86400, ge=0)
+    timeout_s: float = Field(default=300, gt=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False
+    trusted_networks: tuple[str, ...] = ()
+    proxy_protocol: bool = False
+    allow_all_addresses_when_empty: bool = False
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for net in value:
+            ipaddress.ip_network(net, strict=False)
+        return value
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    admin_token: str | None = None
+    max_body_bytes: int = Field(default=25 * MIB, gt=0)
+    cors_allow_origin: str = "*"
+    cursor_secret: str | None = None
+
+
+class FetchSettings(_Section):
+    allow_networks: tuple[str, ...] = ()
+    timeout_s: float = Field(default=30, gt=0)
+    max_bytes: int = Field(default=25 * MIB, gt=0)
+
+
+class WorkerSettings(_Section):
+    max_outbound: int = Field(default=10, gt=0)
+    lease_s: float = Field(default=120, gt=0)
+    poll_s: float = Field(default=1.0, gt=0)
+    retry_busy_s: float = Field(default=180, ge=0)
+    retry_no_answer_s: float = Field(default=300, ge=0)
+    retry_line_s: float = Field(default=60, ge=0)
+    drain_timeout_s: float = Field(default=60, ge=0)
+
+
+class RenderSettings(_Section):
+    paper: Literal["letter", "a4"] = "letter"
+    compression: Literal["g4", "g3_1d", "g3_2d"] = "g4"
+    document_timeout_s: float = Field(default=60, gt=0)
+    workers: int = Field(default=0, ge=0)
+
+
+class LoopbackSettings(_Section):
+    remotes: dict[str, str] = Field(default_factory=dict)
+
+
+class TransportSettings(_Section):
+    kind: Literal["loopback"] = "loopback"
+    loopback: LoopbackSettings = LoopbackSettings()
+
+
+class NotificationSettings(_Section):
+    smarthost_host: str | None = None
+    smarthost_port: int = 25
+    smarthost_tls: Literal["none", "starttls", "tls"] = "none"
+    smarthost_user: str | None = None
+    smarthost_password: str | None = None
+    from_address: str = "fax-gateway@localhost"
+
+
+class BootstrapSettings(_Section):
+    enabled: bool = False
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["plain", "json"] = "plain"
+
+
+class Settings(_Section):
+    storage: StorageSettings = StorageSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    http: HttpSettings = HttpSettings()
+    fetch: FetchSettings = FetchSettings()
+    worker: WorkerSettings = WorkerSettings()
+    render: RenderSettings = RenderSettings()
+    transport: TransportSettings = TransportSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    bootstrap: BootstrapSettings = BootstrapSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+def config_path(explicit: str | None) -> Path:
+    """``--config``, else ``$FAX_GATEWAY_CONFIG``, else ``config/gateway.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("FAX_GATEWAY_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def parse_settings(data: dict[str, object]) -> Settings:
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    smtp = settings.smtp
+    if (smtp.tls_cert is None) != (smtp.tls_key is None):
+        raise ConfigError("smtp.tls_cert and smtp.tls_key must be set together")
+    if smtp.require_tls and smtp.tls_cert is None:
+        raise ConfigError("smtp.require_tls needs smtp.tls_cert and smtp.tls_key")
+    return settings
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_settings(data)

@@ -1,0 +1,104 @@
+"""The one error tree of the gateway.
+
+Adapters translate foreign exceptions into these (``raise X from exc``); each edge maps them
+to its own protocol exactly once (SMTP replies in ``gateway.smtp.replies``, HTTP answers in
+``gateway.api.errors``, exit codes in ``gateway.cli``).
+
+    GatewayError
+    ├── ConfigError                 bad configuration: the CLI exits 2, the daemon refuses to start
+    ├── StorageError                the store failed; temporary from the caller's point of view
+    ├── NotFoundError               no such object (or not visible to this account)
+    ├── ConflictError               the object is in a state that forbids the operation
+    ├── InvalidFieldError           a client-supplied field is wrong (field, rule, message)
+    ├── AddressError                an SMTP recipient or sender that cannot be served
+    │   ├── RelayDeniedError          the domain is not ours
+    │   ├── InvalidNumberError        the local part is not a dialable number
+    │   └── SenderDeniedError         the sender may not use this faxbox
+    ├── MessageError                a message whose content cannot become a fax
+    │   ├── NoDocumentError           nothing fax-able in it
+    │   ├── UnsupportedDocumentError  only document types we cannot fax
+    │   ├── DocumentError             one document is corrupt, encrypted or hostile (part, reason)
+    │   └── TooManyPagesError         more pages than allowed
+    └── TransmitError               a fax attempt failed (carries its failure class)
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    pass
+
+
+class StorageError(GatewayError):
+    pass
+
+
+class NotFoundError(GatewayError):
+    pass
+
+
+class ConflictError(GatewayError):
+    pass
+
+
+class InvalidFieldError(GatewayError):
+    """A client-supplied field failed a rule (reported as Kazoo's ``data.<field>.<rule>``)."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.rule = rule
+        self.message = message
+
+
+class AddressError(GatewayError):
+    pass
+
+
+class RelayDeniedError(AddressError):
+    pass
+
+
+class InvalidNumberError(AddressError):
+    pass
+
+
+class SenderDeniedError(AddressError):
+    pass
+
+
+class MessageError(GatewayError):
+    pass
+
+
+class NoDocumentError(MessageError):
+    pass
+
+
+class UnsupportedDocumentError(MessageError):
+    pass
+
+
+class DocumentError(MessageError):
+    """One document cannot be faxed; ``part`` names it as the sender knows it."""
+
+    def __init__(self, part: str, reason: str) -> None:
+        super().__init__(f"{part}: {reason}")
+        self.part = part
+        self.reason = reason
+
+
+class TooManyPagesError(MessageError):
+    pass
+
+
+class TransmitError(GatewayError):
+    """A transmission attempt failed; ``failure_class`` decides whether and when to retry."""
+
+    def __init__(self, failure_class: str, message: str) -> None:
+        super().__init__(message)
+        self.failure_class = failure_class

@@ -1,0 +1,1 @@
+"""The SMTP edge: aiosmtpd is used only inside this package."""

@@ -1,0 +1,424 @@
+"""The intake handler: decides each SMTP command truthfully and commits before saying 250."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope
+
+from gateway import credentials
+from gateway.config import SmtpSettings
+from gateway.documents.inspect import InspectLimits
+from gateway.errors import (
+    GatewayError,
+    InvalidNumberError,
+    MessageError,
+    RelayDeniedError,
+    SenderDeniedError,
+)
+from gateway.message import IntakeOptions, ParsedMessage, read_message
+from gateway.models import Faxbox, NewFax, RecipientOutcome, SmtpLogEntry
+from gateway.numbers import normalize_number
+from gateway.routing import SenderPolicy, dedupe_addresses, faxbox_for_sender, sender_admitted
+from gateway.routing import split_address as split
+from gateway.smtp import replies
+from gateway.smtp.protocol import GatewaySession, Transaction
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A recipient that passed RCPT: where its fax goes and from which faxbox."""
+
+    address: str
+    faxbox: Faxbox
+    number: str
+    original: str
+
+
+class IntakeHandler:
+    def __init__(
+        self, store: Store, settings: SmtpSettings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.policy = SenderPolicy(allow_all_when_empty=settings.allow_all_addresses_when_empty)
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
+        self.pending_logs: set[asyncio.Task[None]] = set()
+
+    # -- transaction boundaries (called by GatewaySMTP) ----------------------------------------
+
+    def open(self, session: GatewaySession, arg: str) -> None:
+        mail_from = arg[5:].strip() if arg[:5].upper() == "FROM:" else arg
+        session.transaction = Transaction(
+            SmtpLogEntry(
+                id=credentials.new_id(),
+                created=self.clock(),
+                peer_ip=session.peer_ip,
+                helo=session.host_name,
+                tls=session.is_tls,
+                auth_user=session.auth_user,
+                mail_from=mail_from.split(" ")[0].strip("<>")[:320] or None,
+            )
+        )
+
+    async def close(self, session: GatewaySession, status: str | None, error: str = "") -> None:
+        """End the open transaction with ``status`` (or none, e.g. RSET) and log it."""
+        transaction = session.transaction
+        if transaction is None:
+            return
+        session.transaction = None
+        entry = transaction.entry
+        if status:
+            entry.reply_code = replies.reply_code(status)
+            entry.reply_text = status
+        if error:
+            entry.errors.append(error)
+        elif status and status[:1] in "45":
+            entry.errors.append(status[4:])
+        await self._write_log(entry)
+
+    def abandon(self, session: GatewaySession, reason: str) -> None:
+        """The client vanished (possibly mid-DATA): log in the background, nothing to answer."""
+        transaction = session.transaction
+        if transaction is None:
+            return
+        session.transaction = None
+        transaction.entry.errors.append(reason)
+        task = asyncio.get_running_loop().create_task(self._write_log(transaction.entry))
+        self.pending_logs.add(task)
+        task.add_done_callback(self.pending_logs.discard)
+
+    async def drain(self) -> None:
+        if self.pending_logs:
+            await asyncio.gather(*self.pending_logs, return_exceptions=True)
+
+    async def _write_log(self, entry: SmtpLogEntry) -> None:
+        try:
+            await self.store.write_smtplog(entry)
+        except GatewayError:
+            log.exception("smtplog %s could not be written", entry.id)
+        self._log_line(entry)
+
+    @staticmethod
+    def _log_line(entry: SmtpLogEntry) -> None:
+        log.info(
+            "smtp id=%s peer=%s from=<%s> rcpts=%d reply=%s message_id=%s faxes=%s",
+            entry.id,
+            entry.peer_ip,
+            entry.mail_from or "",
+            len(entry.recipients),
+            entry.reply_code,
+            entry.message_id,
+            ",".join(entry.fax_ids) or "-",
+        )
+
+    # -- aiosmtpd hooks ------------------------------------------------------------------------
+
+    async def handle_PROXY(
+        self, server: SMTP, session: GatewaySession, envelope: Envelope, proxy_data: Any
+    ) -> bool:
+        return bool(proxy_data)
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: GatewaySession,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if session.transaction is not None:
+            session.transaction.entry.mail_from = address
+        if self.settings.require_tls and not session.is_tls:
+            return replies.TLS_REQUIRED
+        if self.trusted and not session.auth_faxbox_id and not self._is_trusted(session):
+            return replies.AUTH_REQUIRED
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.SENDER_OK
+
+    def _is_trusted(self, session: GatewaySession) -> bool:
+        try:
+            ip = ipaddress.ip_address(session.peer_ip or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: GatewaySession,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        transaction = session.transaction
+        assert transaction is not None
+        outcome = RecipientOutcome(address=address, reply="")
+        if len(transaction.accepted) >= self.settings.max_recipients:
+            outcome.reply = replies.TOO_MANY_RECIPIENTS
+        else:
+            try:
+                accepted = await self._resolve(session, envelope.mail_from or "", address, outcome)
+            except GatewayError as exc:
+                outcome.reply = replies.reply_for(exc)
+            except ValueError:
+                outcome.reply = replies.BAD_RECIPIENT
+            else:
+                transaction.accepted.append(accepted)
+                envelope.rcpt_tos.append(address)
+                envelope.rcpt_options.extend(rcpt_options)
+                outcome.accepted = True
+                outcome.reply = replies.recipient_ok(accepted.number)
+        transaction.recipients.append(outcome)
+        return outcome.reply
+
+    async def _resolve(
+        self, session: GatewaySession, sender: str, address: str, outcome: RecipientOutcome
+    ) -> Accepted:
+        local, domain = split(address)
+        outcome.faxbox_domain = domain
+        outcome.original_number = local
+        faxbox = await self.store.faxbox_by_domain(domain)
+        if faxbox is not None:
+            outcome.account_id, outcome.faxbox_id = faxbox.account_id, faxbox.id
+            self._check_sender(session, faxbox, sender)
+        else:
+            account = await self.store.account_by_realm(domain)
+            if account is None:
+                raise RelayDeniedError(f"{domain} is not a fax domain of this gateway")
+            outcome.account_id = account.id
+            faxboxes = await self.store.faxboxes_of_account(account.id)
+            faxbox = self._faxbox_in_realm(session, faxboxes, sender)
+            outcome.faxbox_id = faxbox.id
+        try:
+            number = normalize_number(local, faxbox.default_region)
+        except InvalidNumberError as exc:
+            raise InvalidNumberError(f"{local} is not a valid fax number: {exc}") from exc
+        outcome.translated_number = number
+        return Accepted(address=address, faxbox=faxbox, number=number, original=local)
+
+    def _check_sender(self, session: GatewaySession, faxbox: Faxbox, sender: str) -> None:
+        if session.auth_faxbox_id == faxbox.id:
+            return
+        if not sender:
+            raise SenderDeniedError("a null sender (bounce) cannot send faxes")
+        if not sender_admitted(faxbox, sender, self.policy):
+            raise SenderDeniedError(f"sender {sender} is not allowed to use this faxbox")
+
+    def _faxbox_in_realm(
+        self, session: GatewaySession, faxboxes: list[Faxbox], sender: str
+    ) -> Faxbox:
+        for faxbox in faxboxes:
+            if faxbox.id == session.auth_faxbox_id:
+                return faxbox
+        if not sender:
+            raise SenderDeniedError("a null sender (bounce) cannot send faxes")
+        found = faxbox_for_sender(faxboxes, sender, self.policy)
+        if found is None:
+            raise SenderDeniedError(f"sender {sender} has no faxbox in this realm")
+        return found
+
+    async def handle_RSET(self, server: SMTP, session: GatewaySession, envelope: Envelope) -> str:
+        return "250 2.0.0 OK"
+
+    async def handle_DATA(self, server: SMTP, session: GatewaySession, envelope: Envelope) -> str:
+        transaction = session.transaction
+        assert transaction is not None
+        session.transaction = None  # this hook writes the row itself, in the accepting commit
+        entry = transaction.entry
+        raw: bytes = envelope.original_content or b""
+        entry.size = len(raw)
+        try:
+            status = await self._accept(transaction, envelope.mail_from or "", raw)
+        except MessageError as exc:
+            status = replies.reply_for(exc)
+            entry.errors.append(str(exc))
+        except GatewayError as exc:
+            log.error("smtp id=%s temporary failure: %s", entry.id, exc)
+            status = replies.TEMPORARY_FAILURE
+            entry.errors.append(str(exc))
+        except Exception as exc:  # an unforeseen bug must cost a retry, never a message
+            log.exception("smtp id=%s unexpected error", entry.id)
+            status = replies.TEMPORARY_FAILURE
+            entry.errors.append(f"internal error ({type(exc).__name__})")
+        committed = entry.reply_text == status and status.startswith("250") and entry.fax_ids
+        entry.reply_code = replies.reply_code(status)
+        entry.reply_text = status
+        if committed and not entry.errors:
+            self._log_line(entry)  # the row went in with the jobs
+        else:
+            await self._write_log(entry)
+        return status
+
+    async def _accept(self, transaction: Transaction, sender: str, raw: bytes) -> str:
+        entry = transaction.entry
+        options = self._intake_options(transaction)
+        parsed = await asyncio.to_thread(read_message, raw, options)
+        entry.message_id, entry.subject = parsed.message_id, parsed.subject
+        entry.documents = [
+            {"filename": d.filename, "content_type": d.content_type, "pages": str(d.pages)}
+            for d in parsed.documents
+        ]
+        existing, new = await self._split_duplicates(transaction.accepted, parsed)
+        entry.fax_ids = existing
+        if not new:
+            entry.errors.append("duplicate of an earlier message (same Message-ID)")
+            return replies.queued(existing)
+        faxes = [(credentials.new_id(), self._new_fax(rcpt, sender, parsed)) for rcpt in new]
+        entry.fax_ids = [*existing, *(fax_id for fax_id, _ in faxes)]
+        status = replies.queued(entry.fax_ids)
+        # The row is committed with the jobs, so it must already carry the reply it records.
+        entry.reply_code, entry.reply_text = replies.reply_code(status), status
+        try:
+            await self.store.accept_message(entry, faxes, parsed.documents)
+        except BaseException:
+            entry.fax_ids = existing
+            raise
+        return status
+
+    def _intake_options(self, transaction: Transaction) -> IntakeOptions:
+        include_body = any(a.faxbox.include_body for a in transaction.accepted)
+        return IntakeOptions(
+            include_body=include_body,
+            min_inline_image_px=self.settings.min_inline_image_px,
+            limits=InspectLimits(
+                max_image_pixels=self.settings.max_image_pixels,
+                max_pages=self.settings.max_pages,
+            ),
+        )
+
+    async def _split_duplicates(
+        self, accepted: list[Accepted], parsed: ParsedMessage
+    ) -> tuple[list[str], list[Accepted]]:
+        """An MTA retrying after a lost 250 resends the same Message-ID: answer, don't refax."""
+        if not parsed.message_id:
+            return [], list(accepted)
+        since = self.clock() - self.settings.idempotency_window_s
+        existing: list[str] = []
+        new: list[Accepted] = []
+        for rcpt in accepted:
+            found = await self.store.find_recent_fax(
+                parsed.message_id, rcpt.faxbox.id, rcpt.number, since
+            )
+            if found:
+                existing.append(found)
+            else:
+                new.append(rcpt)
+        return existing, new
+
+    @staticmethod
+    def _new_fax(rcpt: Accepted, sender: str, parsed: ParsedMessage) -> NewFax:
+        box = rcpt.faxbox
+        return NewFax(
+            account_id=box.account_id,
+            faxbox_id=box.id,
+            to_number=rcpt.number,
+            original_number=rcpt.original,
+            from_number=box.caller_id,
+            from_name=box.caller_name,
+            fax_identity_number=box.fax_identity,
+            fax_identity_name=box.fax_header,
+            fax_timezone=box.fax_timezone,
+            retries=box.retries,
+            message_id=parsed.message_id,
+            subject=parsed.subject,
+            source="smtp",
+            notifications={
+                "email": {
+                    "send_to": dedupe_addresses([sender, box.owner_email, *box.outbound_notify])
+                }
+            },
+            render_options={
+                "resolution": box.resolution,
+                "paper": box.paper,
+                "cover_page": box.cover_page,
+                "attach_pdf": box.attach_pdf,
+                "body": parsed.body if box.cover_page else None,
+            },
+        )
+
+    # -- AUTH ----------------------------------------------------------------------------------
+
+    async def handle_AUTH(
+        self, server: SMTP, session: GatewaySession, envelope: Envelope, args: list[str]
+    ) -> str | None:
+        mechanism = args[0].upper()
+        if mechanism == "PLAIN":
+            credentials_ = await self._plain(server, args)
+        elif mechanism == "LOGIN":
+            credentials_ = await self._login(server, args)
+        else:
+            return replies.AUTH_UNSUPPORTED
+        if credentials_ is None:
+            return None  # the client aborted or sent bad base64; already answered
+        user, password = credentials_
+        faxbox = await self.store.faxbox_by_login(user)
+        stored = await self.store.faxbox_password_hash(faxbox.id) if faxbox else None
+        ok = bool(stored) and await asyncio.to_thread(
+            credentials.verify_password, password, stored or ""
+        )
+        if not ok or faxbox is None:
+            log.info("smtp auth failed for user=%s peer=%s", user[:100], session.peer_ip)
+            return replies.AUTH_INVALID
+        session.authenticated = True
+        session.auth_faxbox_id = faxbox.id
+        session.auth_user = user
+        return replies.AUTH_OK
+
+    async def _plain(self, server: SMTP, args: list[str]) -> tuple[str, str] | None:
+        if len(args) > 1:
+            blob = _b64(args[1])
+            if blob is None:
+                await server.push("501 5.5.2 Can't decode base64")
+                return None
+        else:
+            response = await server.challenge_auth("", encode_to_b64=False)
+            if not isinstance(response, bytes):
+                return None
+            blob = response
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            return ("", "")
+        return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
+
+    async def _login(self, server: SMTP, args: list[str]) -> tuple[str, str] | None:
+        if len(args) > 1:
+            user_blob = _b64(args[1])
+            if user_blob is None:
+                await server.push("501 5.5.2 Can't decode base64")
+                return None
+        else:
+            response = await server.challenge_auth("Username:")
+            if not isinstance(response, bytes):
+                return None
+            user_blob = response
+        password = await server.challenge_auth("Password:")
+        if not isinstance(password, bytes):
+            return None
+        return user_blob.decode("utf-8", "replace"), password.decode("utf-8", "replace")
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("smtp session error", exc_info=error)
+        return replies.TEMPORARY_FAILURE
+
+
+def _b64(text: str) -> bytes | None:
+    if text == "=":
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None

@@ -1,0 +1,167 @@
+"""aiosmtpd's SMTP protocol, adapted: a session cap, transaction boundaries, enhanced codes.
+
+aiosmtpd ends some transactions itself (oversized DATA, RSET, a vanished client) without
+calling a handler hook; the wrappers here tell the handler so that every transaction gets
+exactly one smtplog row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import SMTP, Session
+
+from gateway.models import RecipientOutcome, SmtpLogEntry
+from gateway.smtp import replies
+
+if TYPE_CHECKING:
+    from gateway.smtp.handler import IntakeHandler
+
+
+@dataclass
+class Transaction:
+    """MAIL FROM … end of DATA (or RSET, or disconnect): becomes one smtplog row."""
+
+    entry: SmtpLogEntry
+    accepted: list[Any] = field(default_factory=list)
+    data_started: bool = False
+
+    @property
+    def recipients(self) -> list[RecipientOutcome]:
+        return self.entry.recipients
+
+
+class GatewaySession(Session):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.transaction: Transaction | None = None
+        self.auth_faxbox_id: str | None = None
+        self.auth_user: str | None = None
+        self.is_tls = False
+
+    @property
+    def peer_ip(self) -> str | None:
+        proxy = getattr(self, "proxy_data", None)
+        src = getattr(proxy, "src_addr", None) if proxy is not None else None
+        if src is not None:
+            return str(src)
+        if isinstance(self.peer, tuple) and self.peer:
+            return str(self.peer[0])
+        return None
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class SessionCounter:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+
+class GatewaySMTP(SMTP):
+    # Real mail sometimes has lines longer than RFC 5321's 1000 octets; refusing them bounces
+    # legitimate faxes, so allow up to 64 KiB per line.
+    line_length_limit = 65536
+
+    def __init__(
+        self,
+        handler: IntakeHandler,
+        counter: SessionCounter,
+        max_message_bytes: int,
+        proxied: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, data_size_limit=max_message_bytes, **kwargs)
+        self.intake = handler
+        self.counter = counter
+        self.max_message_bytes = max_message_bytes
+        self.proxied = proxied
+        self._counted = False
+        self._refused = False
+        self._last_status: str | None = None
+
+    def _create_session(self) -> GatewaySession:
+        return GatewaySession(self.loop)
+
+    # Plain methods, not properties: aiosmtpd's constructor inspects every attribute.
+    def current(self) -> GatewaySession:
+        assert isinstance(self.session, GatewaySession)
+        return self.session
+
+    def has_sender(self) -> bool:
+        return self.envelope is not None and bool(self.envelope.mail_from)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        starttls = self._original_transport is not None
+        if not starttls:
+            if self.counter.active >= self.counter.limit:
+                self._refused = True
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(replies.TOO_BUSY.encode() + b"\r\n")
+                transport.close()
+                return
+            self.counter.active += 1
+            self._counted = True
+        super().connection_made(transport)
+        session = self.current()
+        if starttls:
+            session.is_tls = True
+        elif not self.proxied:
+            # AUTH without TLS only from this host: a loopback peer cannot be sniffed.
+            peer = transport.get_extra_info("peername")
+            self._auth_require_tls = not is_loopback(peer[0] if peer else None)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self._counted:
+            self.counter.active -= 1
+            self._counted = False
+        if isinstance(self.session, GatewaySession) and self.session.transaction is not None:
+            self.intake.abandon(self.session, replies.DISCONNECT_REASON)
+        super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            status = replies.rewrite(status, self.max_message_bytes)
+            session = self.session
+            if isinstance(session, GatewaySession) and session.transaction is not None:
+                if status.startswith("354"):
+                    session.transaction.data_started = True
+                self._last_status = status
+        await super().push(status)
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        session = self.current()
+        if self.has_sender() or session.host_name is None:
+            await super().smtp_MAIL(arg)  # nested MAIL or no HELO: no new transaction
+            return
+        self._last_status = None
+        self.intake.open(session, arg)
+        await super().smtp_MAIL(arg)
+        if session.transaction is not None and not self.has_sender():
+            # Refused, by our hook or by aiosmtpd itself (syntax, SIZE): log it now.
+            await self.intake.close(session, self._last_status or "")
+
+    async def smtp_RSET(self, arg: str) -> None:
+        session = self.current()
+        if session.transaction is not None and not arg:
+            await self.intake.close(session, None, replies.RSET_REASON)
+        await super().smtp_RSET(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._last_status = None
+        await super().smtp_DATA(arg)
+        session = self.current()
+        transaction = session.transaction
+        if transaction is not None and transaction.data_started:
+            # DATA ended without the hook (too large, line too long): log aiosmtpd's answer.
+            await self.intake.close(session, self._last_status or "")

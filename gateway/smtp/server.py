@@ -1,0 +1,72 @@
+"""Start the SMTP listener inside the daemon's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from gateway.config import SmtpSettings
+from gateway.errors import ConfigError
+from gateway.smtp.handler import IntakeHandler
+from gateway.smtp.protocol import GatewaySMTP, SessionCounter
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load smtp.tls_cert/tls_key: {exc}") from exc
+    return context
+
+
+class SmtpServer:
+    """The listening socket plus what the protocol instances share (session count, TLS)."""
+
+    def __init__(self, handler: IntakeHandler, settings: SmtpSettings) -> None:
+        self.handler = handler
+        self.settings = settings
+        self.counter = SessionCounter(settings.max_sessions)
+        self.tls = tls_context(settings)
+        self.server: asyncio.Server | None = None
+
+    def _protocol(self) -> GatewaySMTP:
+        s = self.settings
+        return GatewaySMTP(
+            self.handler,
+            self.counter,
+            s.max_message_bytes,
+            s.proxy_protocol,
+            hostname=s.hostname,
+            ident="fax-gateway ESMTP",
+            tls_context=self.tls,
+            timeout=s.timeout_s,
+            auth_require_tls=True,
+            proxy_protocol_timeout=5.0 if s.proxy_protocol else None,
+            command_call_limit={"*": 100, "RCPT": max(100, 2 * s.max_recipients)},
+        )
+
+    async def start(self, port: int | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self._protocol, self.settings.host, self.settings.port if port is None else port
+        )
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def reload_tls(self) -> None:
+        """SIGHUP: pick up renewed certificates for new connections."""
+        self.tls = tls_context(self.settings)
+
+    async def stop_listening(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def close(self) -> None:
+        """Stop accepting, then wait for the transaction logs still being written."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        await self.handler.drain()

@@ -1,0 +1,118 @@
+"""Schema migrations, applied in order and recorded in ``PRAGMA user_version``.
+
+Never edit a released migration; append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: accounts, tokens, faxboxes, faxes with their documents, smtplog
+    """
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        realm TEXT UNIQUE,
+        created REAL NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX api_tokens_account ON api_tokens(account_id);
+    CREATE TABLE faxboxes (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        smtp_email_address TEXT NOT NULL UNIQUE,
+        custom_smtp_email_address TEXT UNIQUE,
+        fax_number TEXT,
+        owner_email TEXT,
+        smtp_password_hash TEXT,
+        settings TEXT NOT NULL,
+        created REAL NOT NULL,
+        modified REAL NOT NULL
+    );
+    CREATE INDEX faxboxes_account ON faxboxes(account_id, created);
+    CREATE INDEX faxboxes_fax_number ON faxboxes(fax_number);
+    CREATE TABLE faxes (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        faxbox_id TEXT REFERENCES faxboxes(id) ON DELETE SET NULL,
+        direction TEXT NOT NULL,
+        status TEXT NOT NULL,
+        from_name TEXT,
+        from_number TEXT,
+        to_name TEXT,
+        to_number TEXT NOT NULL,
+        original_number TEXT,
+        fax_identity_number TEXT,
+        fax_identity_name TEXT,
+        fax_timezone TEXT,
+        retries INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        pages INTEGER,
+        message_id TEXT,
+        subject TEXT,
+        source TEXT NOT NULL,
+        notifications TEXT NOT NULL,
+        render_options TEXT NOT NULL,
+        document_request TEXT,
+        tx_result TEXT,
+        rx_result TEXT,
+        error TEXT,
+        smtplog_id TEXT,
+        created REAL NOT NULL,
+        modified REAL NOT NULL,
+        delivered REAL,
+        next_attempt_at REAL,
+        lease_owner TEXT,
+        lease_expires REAL
+    );
+    CREATE INDEX faxes_listing ON faxes(account_id, direction, created, id);
+    CREATE INDEX faxes_created ON faxes(created, id);
+    CREATE INDEX faxes_due ON faxes(status, next_attempt_at);
+    CREATE INDEX faxes_message ON faxes(message_id, faxbox_id, to_number)
+        WHERE message_id IS NOT NULL;
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        data BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE TABLE fax_documents (
+        fax_id TEXT NOT NULL REFERENCES faxes(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        document_id INTEGER NOT NULL REFERENCES documents(id),
+        filename TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        pages INTEGER NOT NULL,
+        PRIMARY KEY (fax_id, role, seq)
+    );
+    CREATE INDEX fax_documents_document ON fax_documents(document_id);
+    CREATE TABLE smtplog (
+        id TEXT PRIMARY KEY,
+        account_id TEXT,
+        faxbox_id TEXT,
+        created REAL NOT NULL,
+        peer_ip TEXT,
+        helo TEXT,
+        tls INTEGER NOT NULL,
+        auth_user TEXT,
+        mail_from TEXT,
+        recipients TEXT NOT NULL,
+        message_id TEXT,
+        subject TEXT,
+        size INTEGER,
+        documents TEXT NOT NULL,
+        reply_code INTEGER,
+        reply_text TEXT,
+        errors TEXT NOT NULL,
+        fax_ids TEXT NOT NULL
+    );
+    CREATE INDEX smtplog_listing ON smtplog(account_id, created, id);
+    CREATE INDEX smtplog_created ON smtplog(created, id);
+    """,
+]

@@ -1,0 +1,371 @@
+"""Store operations for accounts, faxboxes, intake and the smtplog."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway import credentials
+from gateway.errors import InvalidFieldError, NotFoundError, StorageError
+from gateway.models import (
+    Account,
+    Direction,
+    DocumentKind,
+    Fax,
+    Faxbox,
+    FaxStatus,
+    NewFax,
+    SmtpLogEntry,
+    SourceDocument,
+)
+from gateway.store.database import Database
+from gateway.store.rows import (
+    SMTPLOG_INSERT,
+    account_from_row,
+    dumps,
+    fax_from_row,
+    faxbox_from_row,
+    faxbox_settings,
+    smtplog_from_row,
+    smtplog_values,
+)
+
+
+class Store:
+    def __init__(
+        self, path: Path, synchronous: str = "full", clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = Database(path, synchronous)
+        self.clock = clock
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # -- accounts and tokens ------------------------------------------------------------------
+
+    async def create_account(self, name: str, realm: str | None = None) -> tuple[Account, str, str]:
+        """Create an account; return it with its auth token and API key (shown once)."""
+        account = Account(
+            id=credentials.new_id(),
+            name=name,
+            realm=realm.lower() if realm else None,
+            created=self.clock(),
+        )
+        auth_token, api_key = credentials.new_token(), credentials.new_token()
+        async with self.db.transaction() as db:
+            try:
+                await db.execute(
+                    "INSERT INTO accounts (id, name, realm, created) VALUES (?, ?, ?, ?)",
+                    (account.id, account.name, account.realm, account.created),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise InvalidFieldError("realm", "unique", "realm is already in use") from exc
+            for kind, token in (("auth_token", auth_token), ("api_key", api_key)):
+                await self._insert_token(db, account.id, kind, token)
+        return account, auth_token, api_key
+
+    async def _insert_token(
+        self, db: aiosqlite.Connection, account_id: str, kind: str, token: str
+    ) -> None:
+        await db.execute(
+            "INSERT INTO api_tokens (token_hash, account_id, kind, created) VALUES (?, ?, ?, ?)",
+            (credentials.token_hash(token), account_id, kind, self.clock()),
+        )
+
+    async def issue_auth_token(self, account_id: str) -> str:
+        token = credentials.new_token()
+        async with self.db.transaction() as db:
+            await self._insert_token(db, account_id, "auth_token", token)
+        return token
+
+    async def account_for_token(self, token: str, kind: str = "auth_token") -> Account | None:
+        row = await self.db.fetchone(
+            "SELECT a.* FROM api_tokens t JOIN accounts a ON a.id = t.account_id"
+            " WHERE t.token_hash = ? AND t.kind = ?",
+            (credentials.token_hash(token), kind),
+        )
+        return account_from_row(row) if row else None
+
+    async def get_account(self, account_id: str) -> Account:
+        row = await self.db.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        if row is None:
+            raise NotFoundError(f"account {account_id} not found")
+        return account_from_row(row)
+
+    async def account_by_realm(self, realm: str) -> Account | None:
+        row = await self.db.fetchone("SELECT * FROM accounts WHERE realm = ?", (realm.lower(),))
+        return account_from_row(row) if row else None
+
+    async def count_accounts(self) -> int:
+        row = await self.db.fetchone("SELECT count(*) FROM accounts")
+        return int(row[0]) if row else 0
+
+    # -- faxboxes ------------------------------------------------------------------------------
+
+    async def create_faxbox(
+        self, faxbox: Faxbox, default_smtp_domain: str, smtp_password: str | None = None
+    ) -> Faxbox:
+        """Insert ``faxbox`` (id, address and times are assigned here)."""
+        now = self.clock()
+        password_hash = credentials.hash_password(smtp_password) if smtp_password else None
+        custom = faxbox.custom_smtp_email_address
+        for _ in range(5):
+            created = replace(
+                faxbox,
+                id=credentials.new_id(),
+                smtp_email_address=f"{secrets.token_hex(4)}.{default_smtp_domain.lower()}",
+                custom_smtp_email_address=custom.lower() if custom else None,
+                has_smtp_password=password_hash is not None,
+                created=now,
+                modified=now,
+            )
+            try:
+                async with self.db.transaction() as db:
+                    await db.execute(
+                        "INSERT INTO faxboxes (id, account_id, name, smtp_email_address,"
+                        " custom_smtp_email_address, fax_number, owner_email, smtp_password_hash,"
+                        " settings, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            created.id,
+                            created.account_id,
+                            created.name,
+                            created.smtp_email_address,
+                            created.custom_smtp_email_address,
+                            created.fax_number,
+                            created.owner_email,
+                            password_hash,
+                            faxbox_settings(created),
+                            now,
+                            now,
+                        ),
+                    )
+            except sqlite3.IntegrityError as exc:
+                message = str(exc)
+                if "custom_smtp_email_address" in message:
+                    raise InvalidFieldError(
+                        "custom_smtp_email_address", "unique", "email address must be unique"
+                    ) from exc
+                if "smtp_email_address" in message:
+                    continue  # a random address collided: draw another
+                if "FOREIGN KEY" in message:
+                    raise NotFoundError(f"account {faxbox.account_id} not found") from exc
+                raise StorageError(f"cannot create faxbox: {exc}") from exc
+            return created
+        raise StorageError("could not allocate a unique smtp address")
+
+    async def get_faxbox(self, faxbox_id: str, account_id: str | None = None) -> Faxbox:
+        row = await self.db.fetchone("SELECT * FROM faxboxes WHERE id = ?", (faxbox_id,))
+        if row is None or (account_id is not None and row["account_id"] != account_id):
+            raise NotFoundError(f"faxbox {faxbox_id} not found")
+        return faxbox_from_row(row)
+
+    async def faxbox_by_domain(self, domain: str) -> Faxbox | None:
+        domain = domain.lower()
+        row = await self.db.fetchone(
+            "SELECT * FROM faxboxes WHERE smtp_email_address = ? OR custom_smtp_email_address = ?"
+            " ORDER BY created LIMIT 1",
+            (domain, domain),
+        )
+        return faxbox_from_row(row) if row else None
+
+    async def faxboxes_of_account(self, account_id: str) -> list[Faxbox]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM faxboxes WHERE account_id = ? ORDER BY created, id", (account_id,)
+        )
+        return [faxbox_from_row(r) for r in rows]
+
+    async def faxbox_password_hash(self, faxbox_id: str) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT smtp_password_hash FROM faxboxes WHERE id = ?", (faxbox_id,)
+        )
+        return row["smtp_password_hash"] if row else None
+
+    async def faxbox_by_login(self, login: str) -> Faxbox | None:
+        """SMTP AUTH user names are a faxbox id or its smtp address."""
+        login = login.lower()
+        row = await self.db.fetchone(
+            "SELECT * FROM faxboxes WHERE id = ? OR smtp_email_address = ?"
+            " OR custom_smtp_email_address = ? LIMIT 1",
+            (login, login, login),
+        )
+        return faxbox_from_row(row) if row else None
+
+    async def faxbox_by_fax_number(self, number: str) -> Faxbox | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM faxboxes WHERE fax_number = ? ORDER BY created LIMIT 1", (number,)
+        )
+        return faxbox_from_row(row) if row else None
+
+    # -- intake --------------------------------------------------------------------------------
+
+    async def find_recent_fax(
+        self, message_id: str, faxbox_id: str | None, to_number: str, since: float
+    ) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT id FROM faxes WHERE message_id = ? AND faxbox_id IS ? AND to_number = ?"
+            " AND created >= ? ORDER BY created LIMIT 1",
+            (message_id, faxbox_id, to_number, since),
+        )
+        return row["id"] if row else None
+
+    async def accept_message(
+        self,
+        entry: SmtpLogEntry,
+        faxes: Sequence[tuple[str, NewFax]],
+        documents: Sequence[SourceDocument],
+    ) -> None:
+        """Create the jobs (id, fax) with their documents and the smtplog row, in one commit."""
+        now = self.clock()
+        async with self.db.transaction() as db:
+            document_ids = [await self._insert_document(db, doc.data) for doc in documents]
+            for fax_id, fax in faxes:
+                await self._insert_fax(db, fax_id, fax, now, entry.id)
+                for seq, (doc, doc_id) in enumerate(zip(documents, document_ids, strict=True)):
+                    await self._link_document(db, fax_id, "original", seq, doc_id, doc)
+            await db.execute(SMTPLOG_INSERT, smtplog_values(entry))
+
+    async def create_fax(
+        self, fax: NewFax, documents: Sequence[SourceDocument] = (), fax_id: str | None = None
+    ) -> str:
+        """Create one outbound job (HTTP intake) with its documents, in one commit."""
+        fax_id = fax_id or credentials.new_id()
+        async with self.db.transaction() as db:
+            await self._insert_fax(db, fax_id, fax, self.clock(), None)
+            for seq, doc in enumerate(documents):
+                doc_id = await self._insert_document(db, doc.data)
+                await self._link_document(db, fax_id, "original", seq, doc_id, doc)
+        return fax_id
+
+    async def _insert_document(self, db: aiosqlite.Connection, data: bytes) -> int:
+        cur = await db.execute(
+            "INSERT INTO documents (data, size, sha256) VALUES (?, ?, ?)",
+            (data, len(data), hashlib.sha256(data).hexdigest()),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def _link_document(
+        self,
+        db: aiosqlite.Connection,
+        fax_id: str,
+        role: str,
+        seq: int,
+        document_id: int,
+        doc: SourceDocument,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO fax_documents (fax_id, role, seq, document_id, filename, kind, pages)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (fax_id, role, seq, document_id, doc.filename, doc.kind.value, doc.pages),
+        )
+
+    async def _insert_fax(
+        self, db: aiosqlite.Connection, fax_id: str, fax: NewFax, now: float, smtplog_id: str | None
+    ) -> None:
+        values: dict[str, Any] = {
+            "id": fax_id,
+            "account_id": fax.account_id,
+            "faxbox_id": fax.faxbox_id,
+            "direction": Direction.OUTBOUND.value,
+            "status": FaxStatus.ATTACHING_FILES.value,
+            "from_name": fax.from_name,
+            "from_number": fax.from_number,
+            "to_name": fax.to_name,
+            "to_number": fax.to_number,
+            "original_number": fax.original_number,
+            "fax_identity_number": fax.fax_identity_number,
+            "fax_identity_name": fax.fax_identity_name,
+            "fax_timezone": fax.fax_timezone,
+            "retries": fax.retries,
+            "message_id": fax.message_id,
+            "subject": fax.subject,
+            "source": fax.source,
+            "notifications": dumps(fax.notifications),
+            "render_options": dumps(fax.render_options),
+            "document_request": dumps(fax.document_request) if fax.document_request else None,
+            "smtplog_id": smtplog_id,
+            "created": now,
+            "modified": now,
+        }
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        await db.execute(f"INSERT INTO faxes ({columns}) VALUES ({marks})", tuple(values.values()))
+
+    # -- smtplog -------------------------------------------------------------------------------
+
+    async def write_smtplog(self, entry: SmtpLogEntry) -> None:
+        async with self.db.transaction() as db:
+            await db.execute(SMTPLOG_INSERT, smtplog_values(entry))
+
+    async def append_smtplog_error(self, smtplog_id: str, error: str) -> None:
+        async with self.db.transaction() as db:
+            await db.execute(
+                "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
+                (error, smtplog_id),
+            )
+
+    async def get_smtplog(self, entry_id: str, account_id: str | None = None) -> SmtpLogEntry:
+        row = await self.db.fetchone("SELECT * FROM smtplog WHERE id = ?", (entry_id,))
+        if row is None or (account_id is not None and row["account_id"] != account_id):
+            raise NotFoundError(f"smtplog {entry_id} not found")
+        return smtplog_from_row(row)
+
+    async def recent_smtplog(self, account_id: str | None, limit: int) -> list[SmtpLogEntry]:
+        if account_id is None:
+            rows = await self.db.fetchall(
+                "SELECT * FROM smtplog ORDER BY created DESC, id DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = await self.db.fetchall(
+                "SELECT * FROM smtplog WHERE account_id = ? ORDER BY created DESC, id DESC LIMIT ?",
+                (account_id, limit),
+            )
+        return [smtplog_from_row(r) for r in rows]
+
+    # -- faxes ---------------------------------------------------------------------------------
+
+    async def get_fax(self, fax_id: str, account_id: str | None = None) -> Fax:
+        row = await self.db.fetchone("SELECT * FROM faxes WHERE id = ?", (fax_id,))
+        if row is None or (account_id is not None and row["account_id"] != account_id):
+            raise NotFoundError(f"fax {fax_id} not found")
+        return fax_from_row(row)
+
+    async def recent_faxes(self, account_id: str | None, limit: int) -> list[Fax]:
+        if account_id is None:
+            rows = await self.db.fetchall(
+                "SELECT * FROM faxes ORDER BY created DESC, id DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = await self.db.fetchall(
+                "SELECT * FROM faxes WHERE account_id = ? ORDER BY created DESC, id DESC LIMIT ?",
+                (account_id, limit),
+            )
+        return [fax_from_row(r) for r in rows]
+
+    async def fax_documents(self, fax_id: str, role: str = "original") -> list[SourceDocument]:
+        rows = await self.db.fetchall(
+            "SELECT fd.filename, fd.kind, fd.pages, d.data FROM fax_documents fd"
+            " JOIN documents d ON d.id = fd.document_id"
+            " WHERE fd.fax_id = ? AND fd.role = ? ORDER BY fd.seq",
+            (fax_id, role),
+        )
+        return [
+            SourceDocument(
+                kind=DocumentKind(r["kind"]),
+                data=r["data"],
+                filename=r["filename"],
+                pages=r["pages"],
+            )
+            for r in rows
+        ]

@@ -1,0 +1,189 @@
+"""One simulated fax call: the gateway's fax machine dials a simulated remote machine.
+
+Both machines are real spandsp T.30 endpoints exchanging 8 kHz audio in 20 ms blocks, so the
+outcome (speed, ECM, pages, errors) is what T.30 negotiated, not what we made up. Calls that
+never reach T.30 (busy, no answer) return at once with the line time they would have cost.
+
+This runs synchronously and burns CPU: callers run it off the event loop (see ``loopback``).
+Everything here is picklable in and out, so a process pool works as well as a thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.transports.base import OutboundCall, ReceivedFax, TxResult
+from gateway.transports.classify import CAUSE_NO_ANSWER, CAUSE_USER_BUSY, classify
+from gateway.transports.linemodel import NoisyLine
+from gateway.transports.posix_tz import posix_tz
+from gateway.transports.remotes import Remote, RemoteKind
+from gateway.transports.spandsp import SAMPLE_RATE, FaxEndpoint, Stats, completion_text
+
+BLOCK = 160  # 20 ms at 8 kHz
+BLOCKS_PER_SECOND = SAMPLE_RATE // BLOCK
+BUSY_SECONDS = 6.0  # post-dial delay plus enough busy tone to recognise it
+NO_ANSWER_SECONDS = 45.0  # ring timeout
+HANGUP_GRACE_BLOCKS = 2 * BLOCKS_PER_SECOND  # the remote still sends MCF for its last page
+DISCONNECT_NOTICE_BLOCKS = BLOCKS_PER_SECOND // 2  # until the network tells us it hung up
+NOISE_SEED = 20240607  # fixed: a given SNR gives the same outcome every run
+T30_ERR_BADTIFF = 43
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """What the session needs beyond the call itself (picklable, for process pools)."""
+
+    call: OutboundCall
+    remote: Remote
+    capture: bool  # hand back what the remote received (the number is a local faxbox)
+
+
+def max_line_seconds(pages: int) -> int:
+    """Backstop on simulated time: generous enough for 2400 bit/s pages with ECM retries."""
+    return 120 + 180 * max(pages, 1)
+
+
+def place_call(request: CallRequest) -> TxResult:
+    remote = request.remote
+    if remote.kind is RemoteKind.BUSY:
+        return _without_t30(CAUSE_USER_BUSY, "Busy", BUSY_SECONDS)
+    if remote.kind is RemoteKind.NO_ANSWER:
+        return _without_t30(CAUSE_NO_ANSWER, "No answer", NO_ANSWER_SECONDS)
+    if request.call.tiff[:4] not in _TIFF_MAGIC:
+        # Not worth a call (and libtiff would complain on stderr): fail as spandsp would.
+        return _without_t30(T30_ERR_BADTIFF, completion_text(T30_ERR_BADTIFF), 0.0)
+    with tempfile.TemporaryDirectory(prefix="fax-line-") as tmp:
+        return _run_t30(request, Path(tmp))
+
+
+def _without_t30(cause: int, text: str, seconds: float) -> TxResult:
+    return TxResult(
+        success=False,
+        failure_class=classify(cause),
+        result_code=cause,
+        result_text=text,
+        error_message=text,
+        pages_sent=0,
+        fax_speed=0,
+        fax_error_correction=False,
+        fax_receiver_id=None,
+        fax_bad_rows=0,
+        line_seconds=seconds,
+    )
+
+
+def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
+    call, remote = request.call, request.remote
+    tx_path, rx_path = tmp / "tx.tif", tmp / "rx.tif"
+    tx_path.write_bytes(call.tiff)
+    # Leaving the block releases both endpoints, which closes spandsp's TIFF handles before
+    # the temporary directory goes.
+    with FaxEndpoint(calling=True) as gateway, FaxEndpoint(calling=False) as machine:
+        tsi = call.tsi or call.from_number or ""
+        gateway.set_ident(tsi)
+        # spandsp stamps the header line (date, time, info, TSI, page) only when the info text
+        # is non-empty; a lone space still gets the line out when only a TSI is configured.
+        if call.header or tsi:
+            gateway.set_page_header(call.header or " ", posix_tz(call.timezone))
+        gateway.set_tx_file(str(tx_path))
+        machine.set_ident(call.to_number)
+        # A machine that offers no receive file leaves "ready to receive" out of its DIS:
+        # that is how a remote refuses the document (T30_ERR_RX_INCAPABLE at our end).
+        if remote.kind is not RemoteKind.REFUSE:
+            machine.set_rx_file(str(rx_path))
+        blocks = _pump(gateway, machine, remote, max_line_seconds(call.pages))
+        sent, got = gateway.stats(), machine.stats()
+        code = gateway.completion if gateway.completion is not None else sent.status
+        receiver_id = gateway.remote_ident()
+        remote_tsi = machine.remote_ident()
+        machine_code = machine.completion if machine.completion is not None else got.status
+    received = None
+    if request.capture and got.pages_rx > 0 and rx_path.exists():
+        received = _received(rx_path.read_bytes(), got, remote_tsi, machine_code)
+    return _result(code, sent, receiver_id, blocks / BLOCKS_PER_SECOND, received)
+
+
+def _pump(gateway: FaxEndpoint, machine: FaxEndpoint, remote: Remote, max_seconds: int) -> int:
+    """Exchange audio until both sides reached phase E; return the number of 20 ms blocks."""
+    to_machine = (ctypes.c_int16 * BLOCK)()
+    to_gateway = (ctypes.c_int16 * BLOCK)()
+    noisy = remote.kind is RemoteKind.NOISY
+    # One independent noise source per direction, as on a real 4-wire path.
+    forward = NoisyLine(remote.snr_db, NOISE_SEED) if noisy else None
+    backward = NoisyLine(remote.snr_db, NOISE_SEED + 1) if noisy else None
+    hangup_at: list[int] = []  # block at which the remote goes on-hook, once it is known
+    blocks = 0
+    if remote.kind is RemoteKind.HANGUP_AFTER:
+
+        def on_page(_result: int) -> None:
+            if not hangup_at and machine.stats().pages_rx >= remote.hangup_after:
+                hangup_at.append(blocks + HANGUP_GRACE_BLOCKS)
+
+        machine.on_phase_d = on_page
+
+    limit = max_seconds * BLOCKS_PER_SECOND
+    while not (gateway.finished and machine.finished) and blocks < limit:
+        on_hook = bool(hangup_at) and blocks >= hangup_at[0]
+        gateway.tx(to_machine, BLOCK)
+        if on_hook:
+            ctypes.memset(to_gateway, 0, ctypes.sizeof(to_gateway))
+        else:
+            machine.tx(to_gateway, BLOCK)
+        if forward is not None and backward is not None:
+            forward.apply(to_machine, BLOCK)
+            backward.apply(to_gateway, BLOCK)
+        gateway.rx(to_gateway, BLOCK)
+        if not on_hook:
+            machine.rx(to_machine, BLOCK)
+        elif blocks == hangup_at[0]:
+            machine.terminate()
+        if on_hook and blocks == hangup_at[0] + DISCONNECT_NOTICE_BLOCKS:
+            # A real telephony stack hears the disconnect and ends T.30 the same way.
+            gateway.terminate()
+        blocks += 1
+    for side in (gateway, machine):
+        if not side.finished:
+            side.terminate()  # the backstop: treat it as a dropped call
+    return blocks
+
+
+def _result(
+    code: int,
+    sent: Stats,
+    receiver_id: str | None,
+    seconds: float,
+    received: ReceivedFax | None,
+) -> TxResult:
+    text = completion_text(code)
+    reached_pages = sent.pages_tx > 0  # before phase C, the stats hold defaults, not figures
+    return TxResult(
+        success=code == 0,
+        failure_class=classify(code),
+        result_code=code,
+        result_text=text,
+        error_message=None if code == 0 else text,
+        pages_sent=sent.pages_tx,
+        fax_speed=sent.bit_rate if reached_pages else 0,
+        fax_error_correction=sent.ecm and reached_pages,
+        fax_receiver_id=receiver_id,
+        fax_bad_rows=sent.bad_rows,
+        line_seconds=round(seconds, 2),
+        received=received,
+    )
+
+
+def _received(tiff: bytes, got: Stats, remote_tsi: str | None, code: int) -> ReceivedFax:
+    return ReceivedFax(
+        tiff=tiff,
+        pages=got.pages_rx,
+        remote_tsi=remote_tsi,
+        success=code == 0,
+        result_text=completion_text(code),
+        fax_speed=got.bit_rate,
+        fax_error_correction=got.ecm,
+        fax_bad_rows=got.bad_rows,
+    )

@@ -1,0 +1,88 @@
+"""RenderPool: renders off the event loop, kills stuck workers, survives crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from docgen import LETTER, pdf, text_content
+from PIL import Image
+from stand_ins import crash_on_crash, hang_on_stuck
+
+from gateway.documents.pool import RenderPool
+from gateway.documents.render import RenderOptions
+from gateway.errors import DocumentError
+from gateway.models import DocumentKind, SourceDocument
+
+GOOD = SourceDocument(DocumentKind.PDF, pdf([(*LETTER, text_content(["pool"]))]), "good.pdf")
+TEXT = SourceDocument(DocumentKind.TEXT, b"hello", "body.txt")
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[RenderPool]:
+    pool = RenderPool(workers=2, per_doc_seconds=1.5, renderer=hang_on_stuck)
+    yield pool
+    await pool.close()
+
+
+async def test_renders_documents_in_order_and_makes_a_pdf(pool: RenderPool) -> None:
+    fax = await pool.render([GOOD, TEXT], RenderOptions())
+    assert fax.pages == 2
+    with Image.open(io.BytesIO(fax.tiff)) as image:
+        assert image.n_frames == 2
+    assert (await pool.to_pdf(fax.tiff)).startswith(b"%PDF-")
+
+
+async def test_stuck_document_is_killed_and_named(pool: RenderPool) -> None:
+    stuck = SourceDocument(DocumentKind.TEXT, b"x", "stuck")
+    started = time.monotonic()
+    with pytest.raises(DocumentError) as error:
+        await pool.render([TEXT, stuck], RenderOptions())
+    assert time.monotonic() - started < 5
+    assert error.value.part == "stuck"
+    assert error.value.reason == "rendering took longer than 1.5 s"
+    # The pool works again afterwards.
+    assert (await pool.render([GOOD], RenderOptions())).pages == 1
+
+
+async def test_other_jobs_survive_a_kill_caused_by_a_stuck_document(pool: RenderPool) -> None:
+    stuck = SourceDocument(DocumentKind.TEXT, b"x", "stuck")
+    slow_but_fine = [GOOD] * 6
+    results = await asyncio.gather(
+        pool.render([stuck], RenderOptions()),
+        pool.render(slow_but_fine, RenderOptions()),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], DocumentError)
+    assert not isinstance(results[1], BaseException) and results[1].pages == 6
+
+
+async def test_crashing_worker_becomes_a_document_error_and_the_pool_recovers() -> None:
+    pool = RenderPool(workers=1, per_doc_seconds=10, renderer=crash_on_crash)
+    try:
+        with pytest.raises(DocumentError) as error:
+            await pool.render([SourceDocument(DocumentKind.TEXT, b"x", "crash")], RenderOptions())
+        assert error.value.part == "crash"
+        assert (await pool.render([TEXT], RenderOptions())).pages == 1
+    finally:
+        await pool.close()
+
+
+async def test_event_loop_stays_responsive_while_rendering(pool: RenderPool) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    started = time.monotonic()
+    await pool.render([GOOD] * 4, RenderOptions())
+    elapsed = time.monotonic() - started
+    task.cancel()
+    assert ticks >= elapsed / 0.01 * 0.5
