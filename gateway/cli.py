@@ -79,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+        # aiosmtpd logs every command at INFO; our handler logs one line per transaction.
+        logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.root.level))
         return _dispatch(args, settings)
     except ConfigError as exc:
         print(f"fax-gateway: {exc}", file=sys.stderr)

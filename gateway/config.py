@@ -76,6 +76,7 @@ class FetchSettings(_Section):
 
 class WorkerSettings(_Section):
     max_outbound: int = Field(default=10, gt=0)
+    lines: int = Field(default=4, gt=0)
     lease_s: float = Field(default=120, gt=0)
     poll_s: float = Field(default=1.0, gt=0)
     retry_busy_s: float = Field(default=180, ge=0)

@@ -48,9 +48,14 @@ class Accepted:
 
 class IntakeHandler:
     def __init__(
-        self, store: Store, settings: SmtpSettings, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        settings: SmtpSettings,
+        clock: Callable[[], float] = time.time,
+        on_accepted: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        self.on_accepted = on_accepted
         self.settings = settings
         self.clock = clock
         self.policy = SenderPolicy(allow_all_when_empty=settings.allow_all_addresses_when_empty)
@@ -287,6 +292,7 @@ class IntakeHandler:
         except BaseException:
             entry.fax_ids = existing
             raise
+        self.on_accepted()
         return status
 
     def _intake_options(self, transaction: Transaction) -> IntakeOptions:

@@ -115,4 +115,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX smtplog_listing ON smtplog(account_id, created, id);
     CREATE INDEX smtplog_created ON smtplog(created, id);
     """,
+    # 2: transmission attempts (one row each) and the render/transmit lease on faxes
+    """
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        fax_id TEXT NOT NULL REFERENCES faxes(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        outcome TEXT NOT NULL,
+        failure_class TEXT,
+        result TEXT,
+        lease_owner TEXT
+    );
+    CREATE INDEX attempts_fax ON attempts(fax_id, number);
+    CREATE INDEX faxes_active_number ON faxes(to_number) WHERE status = 'processing';
+    """,
 ]

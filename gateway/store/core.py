@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -26,7 +23,7 @@ from gateway.models import (
     SmtpLogEntry,
     SourceDocument,
 )
-from gateway.store.database import Database
+from gateway.store.base import StoreBase
 from gateway.store.rows import (
     SMTPLOG_INSERT,
     account_from_row,
@@ -39,18 +36,8 @@ from gateway.store.rows import (
 )
 
 
-class Store:
-    def __init__(
-        self, path: Path, synchronous: str = "full", clock: Callable[[], float] = time.time
-    ) -> None:
-        self.db = Database(path, synchronous)
-        self.clock = clock
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def close(self) -> None:
-        await self.db.close()
+class CoreStore(StoreBase):
+    """Accounts, tokens, faxboxes, SMTP intake and the smtplog."""
 
     # -- accounts and tokens ------------------------------------------------------------------
 
@@ -246,29 +233,6 @@ class Store:
                 doc_id = await self._insert_document(db, doc.data)
                 await self._link_document(db, fax_id, "original", seq, doc_id, doc)
         return fax_id
-
-    async def _insert_document(self, db: aiosqlite.Connection, data: bytes) -> int:
-        cur = await db.execute(
-            "INSERT INTO documents (data, size, sha256) VALUES (?, ?, ?)",
-            (data, len(data), hashlib.sha256(data).hexdigest()),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
-    async def _link_document(
-        self,
-        db: aiosqlite.Connection,
-        fax_id: str,
-        role: str,
-        seq: int,
-        document_id: int,
-        doc: SourceDocument,
-    ) -> None:
-        await db.execute(
-            "INSERT INTO fax_documents (fax_id, role, seq, document_id, filename, kind, pages)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (fax_id, role, seq, document_id, doc.filename, doc.kind.value, doc.pages),
-        )
 
     async def _insert_fax(
         self, db: aiosqlite.Connection, fax_id: str, fax: NewFax, now: float, smtplog_id: str | None
