@@ -44,6 +44,8 @@ async def ensure_demo(store: Store, settings: Settings) -> DemoCredentials | Non
             fax_identity="+1 415 555 0100",
             fax_number="+14155550101",
             smtp_permission_list=("re:.*",),
+            # Faxes received at fax_number go here (the dev smarthost is a local sink).
+            inbound_notify=("fax-inbox@localhost",),
         ),
         settings.smtp.default_smtp_domain,
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from gateway import __version__
+from gateway import __version__, admin, logs
 from gateway.config import Settings, config_path, load_settings
 from gateway.errors import ConfigError, GatewayError, InvalidFieldError, NotFoundError
 from gateway.models import Faxbox
@@ -69,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         listing.add_argument("--account")
         listing.add_argument("--limit", type=int, default=20)
         listing.add_argument("--json", action="store_true")
+    admin.add_commands(commands)  # faxes show|retry|cancel ID, purge, backup
     return parser
 
 
@@ -76,11 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(config_path(args.config))
-        logging.basicConfig(
-            level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
-        # aiosmtpd logs every command at INFO; our handler logs one line per transaction.
-        logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.root.level))
+        logs.configure(settings.logging)  # plain or JSON lines on stderr
         return _dispatch(args, settings)
     except ConfigError as exc:
         print(f"fax-gateway: {exc}", file=sys.stderr)
@@ -97,11 +93,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         from gateway.daemon import serve
 
-        serve(settings)
+        serve(settings, config_path(args.config))
         return 0
     if args.command == "check-config":
         print(f"configuration ok: {config_path(args.config)}")
         return 0
+    if admin.handles(args):
+        return admin.run(args, settings)
     handlers: dict[str, Callable[[Store], Awaitable[int]]] = {
         "accounts": lambda store: _create_account(store, args),
         "faxboxes": lambda store: _create_faxbox(store, args, settings),

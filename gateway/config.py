@@ -10,7 +10,7 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -44,6 +44,7 @@ class SmtpSettings(_Section):
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     idempotency_window_s: int = Field(default=86400, ge=0)
     timeout_s: float = Field(default=300, gt=0)
+    drain_timeout_s: float = Field(default=30, ge=0)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_tls: bool = False
@@ -66,12 +67,21 @@ class HttpSettings(_Section):
     max_body_bytes: int = Field(default=25 * MIB, gt=0)
     cors_allow_origin: str = "*"
     cursor_secret: str | None = None
+    # How long requests in flight may take to finish once the daemon stops.
+    shutdown_timeout_s: int = Field(default=10, ge=0)
 
 
 class FetchSettings(_Section):
     allow_networks: tuple[str, ...] = ()
     timeout_s: float = Field(default=30, gt=0)
     max_bytes: int = Field(default=25 * MIB, gt=0)
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for net in value:
+            ipaddress.ip_network(net, strict=False)
+        return value
 
 
 class WorkerSettings(_Section):
@@ -94,6 +104,7 @@ class RenderSettings(_Section):
 
 class LoopbackSettings(_Section):
     remotes: dict[str, str] = Field(default_factory=dict)
+    pace: float = Field(default=0.0, ge=0, le=10)
 
 
 class TransportSettings(_Section):
@@ -101,13 +112,41 @@ class TransportSettings(_Section):
     loopback: LoopbackSettings = LoopbackSettings()
 
 
+class SmsWebhookSettings(_Section):
+    """An HTTP endpoint that sends texts (an SMS provider's API or a bridge in front of one)."""
+
+    url: str | None = None
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    # JSON body; every string in it is a string.Template ($text, $recipient, fax variables).
+    body: dict[str, Any] = Field(
+        default_factory=lambda: {"to": "$recipient", "from": "$from_number", "text": "$text"}
+    )
+    timeout_s: float = Field(default=30, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 class NotificationSettings(_Section):
     smarthost_host: str | None = None
-    smarthost_port: int = 25
+    smarthost_port: int = Field(default=25, ge=1, le=65535)
     smarthost_tls: Literal["none", "starttls", "tls"] = "none"
     smarthost_user: str | None = None
     smarthost_password: str | None = None
+    # PEM bundle that signs the smarthost's certificate, when it is not a public CA.
+    smarthost_ca_file: Path | None = None
     from_address: str = "fax-gateway@localhost"
+    timeout_s: float = Field(default=60, gt=0)
+    templates_dir: Path = Path("config/templates")
+    retry_initial_s: float = Field(default=60, gt=0)
+    retry_max_s: float = Field(default=3600, gt=0)
+    max_age_s: float = Field(default=172800, gt=0)
+    sms: SmsWebhookSettings = SmsWebhookSettings()
 
 
 class BootstrapSettings(_Section):
@@ -117,6 +156,15 @@ class BootstrapSettings(_Section):
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["plain", "json"] = "plain"
+
+
+class RetentionSettings(_Section):
+    """How long finished faxes and logs are kept; 0 keeps them forever."""
+
+    documents_days: int = Field(default=0, ge=0)
+    faxes_days: int = Field(default=0, ge=0)
+    smtplog_days: int = Field(default=0, ge=0)
+    interval_s: float = Field(default=3600, gt=0)
 
 
 class Settings(_Section):
@@ -130,6 +178,7 @@ class Settings(_Section):
     notifications: NotificationSettings = NotificationSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
     logging: LoggingSettings = LoggingSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 def config_path(explicit: str | None) -> Path:
@@ -153,6 +202,11 @@ def parse_settings(data: dict[str, object]) -> Settings:
         raise ConfigError("smtp.tls_cert and smtp.tls_key must be set together")
     if smtp.require_tls and smtp.tls_cert is None:
         raise ConfigError("smtp.require_tls needs smtp.tls_cert and smtp.tls_key")
+    notify = settings.notifications
+    if (notify.smarthost_user is None) != (notify.smarthost_password is None):
+        raise ConfigError(
+            "notifications.smarthost_user and notifications.smarthost_password must be set together"
+        )
     return settings
 
 

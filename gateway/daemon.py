@@ -2,7 +2,14 @@
 
 Stop order on SIGTERM/SIGINT: stop accepting mail (close the SMTP listener, let transactions
 being logged finish), stop rendering, let running transmissions finish up to the drain
-timeout and hand back the rest, then close the store.
+timeout and hand back the rest, then stop the notifier (it keeps delivering receipts while
+transmissions drain; deliveries under way finish), then close the store.
+
+In detail (gateway/smtp/server.py ``shutdown``): STOPPING=1 to systemd; the SMTP listener
+closes; messages being received (in DATA) finish up to ``smtp.drain_timeout_s`` and get their
+250; other sessions get 421. SMTP drains while the worker drains (concurrently), so the stop
+takes at most the longer of the two drain times. SIGHUP reloads what is safe to change
+(gateway.reload).
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from gateway import housekeeping, reload, sdnotify
 from gateway.bootstrap import ensure_demo
 from gateway.config import Settings
-from gateway.documents.pool import RenderPool
+from gateway.metrics import MeteredRenderPool, MeteredTransport, Metrics
+from gateway.notify import Notifier
 from gateway.pipeline import RenderStage
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
@@ -33,24 +43,54 @@ class Daemon:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     smtp_port: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    config_path: Path | None = None  # re-read on SIGHUP
+    metrics: Metrics = field(default_factory=Metrics)
+    reloads: set[asyncio.Task[bool]] = field(default_factory=set)
 
     async def start(self) -> None:
         s = self.settings
         self.store = Store(s.storage.path, s.storage.synchronous)
+        # Before anything opens: a broken template or CA file stops the start with a ConfigError.
+        self.notifier = Notifier(self.store, s.notifications)
         await self.store.open()
         demo = await ensure_demo(self.store, s)
-        self.pool = RenderPool(s.render.workers or None, s.render.document_timeout_s)
+        self.pool = MeteredRenderPool(
+            self.metrics, s.render.workers or None, s.render.document_timeout_s
+        )
         local_numbers = LocalNumbers()
-        self.transport = LoopbackTransport(s.transport.loopback.remotes, local_numbers)
-        self.worker = Worker(self.store, self.transport, s.worker, self.pool.to_pdf, local_numbers)
+        self.transport = LoopbackTransport(
+            s.transport.loopback.remotes, local_numbers, pace=s.transport.loopback.pace
+        )
+        self.worker = Worker(
+            self.store,
+            MeteredTransport(self.transport, self.metrics),
+            s.worker,
+            self.pool.to_pdf,
+            local_numbers,
+            on_finished=lambda _fax_id: self.notifier.wake.set(),
+        )
         self.render = RenderStage(self.store, self.pool, s, on_ready=self.worker.wake.set)
         self.work_stop = asyncio.Event()
         self.tasks = [
             asyncio.create_task(self.render.run(self.work_stop), name="render"),
             asyncio.create_task(self.worker.run(self.work_stop), name="worker"),
+            asyncio.create_task(
+                housekeeping.run(self.store, lambda: self.settings.retention, self.work_stop),
+                name="purge",
+            ),
         ]
+        self.notify_stop = asyncio.Event()
+        self.notifier_task = asyncio.create_task(
+            self.notifier.run(self.notify_stop), name="notifier"
+        )
         self.smtp = SmtpServer(
-            IntakeHandler(self.store, s.smtp, on_accepted=self.render.wake.set), s.smtp
+            IntakeHandler(
+                self.store,
+                s.smtp,
+                on_accepted=self.render.wake.set,
+                on_transaction=self.metrics.smtp_transaction,
+            ),
+            s.smtp,
         )
         self.smtp_port = await self.smtp.start()
         log.info("smtp listening on %s:%d", s.smtp.host, self.smtp_port)
@@ -60,11 +100,19 @@ class Daemon:
                 f"(account {demo.account_id}); demo auth token: {demo.auth_token}"
             )
         self.announce(f"fax-gateway ready: smtp {s.smtp.host}:{self.smtp_port}")
+        # Last, once every listener (SMTP, HTTP) accepts: systemd starts dependents now.
+        sdnotify.ready(f"smtp {s.smtp.host}:{self.smtp_port}")
 
     async def stop(self) -> None:
-        await self.smtp.close()
-        self.work_stop.set()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        sdnotify.stopping()
+        self.work_stop.set()  # claim nothing new; running transmissions may finish (drain)
+        await asyncio.gather(
+            self.smtp.shutdown(self.settings.smtp.drain_timeout_s),
+            *self.tasks,
+            return_exceptions=True,
+        )
+        self.notify_stop.set()
+        await asyncio.gather(self.notifier_task, return_exceptions=True)
         await self.transport.close()
         await self.pool.close()
         await self.store.close()
@@ -73,6 +121,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         await self.start()
         try:
             await self.stopping.wait()
@@ -80,6 +129,15 @@ class Daemon:
             log.info("stopping")
             await self.stop()
 
+    def _reload_soon(self) -> None:
+        # A signal handler must not block: reload in a task, referenced until it is done.
+        if not hasattr(self, "smtp"):
+            log.warning("reload: ignored, the daemon is still starting")
+            return
+        task = asyncio.get_running_loop().create_task(reload.reload(self), name="reload")
+        self.reloads.add(task)
+        task.add_done_callback(self.reloads.discard)
 
-def serve(settings: Settings) -> None:
-    asyncio.run(Daemon(settings).run())
+
+def serve(settings: Settings, config_path: Path | None = None) -> None:
+    asyncio.run(Daemon(settings, config_path=config_path).run())

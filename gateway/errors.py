@@ -19,7 +19,8 @@ to its own protocol exactly once (SMTP replies in ``gateway.smtp.replies``, HTTP
     │   ├── UnsupportedDocumentError  only document types we cannot fax
     │   ├── DocumentError             one document is corrupt, encrypted or hostile (part, reason)
     │   └── TooManyPagesError         more pages than allowed
-    └── TransmitError               a fax attempt failed (carries its failure class)
+    ├── TransmitError               a fax attempt failed (carries its failure class)
+    └── DeliveryError               a notification could not be delivered (permanent or not)
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class DocumentError(MessageError):
         self.part = part
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[DocumentError], tuple[str, str]]:
+        # Raised inside render processes: it must unpickle with both arguments, or the pool's
+        # result thread fails on it and the whole pool is reported broken.
+        return (type(self), (self.part, self.reason))
+
 
 class TooManyPagesError(MessageError):
     pass
@@ -102,3 +108,16 @@ class TransmitError(GatewayError):
     def __init__(self, failure_class: str, message: str) -> None:
         super().__init__(message)
         self.failure_class = failure_class
+
+    def __reduce__(self) -> tuple[type[TransmitError], tuple[str, str]]:
+        # Raised inside a transport's process pool (loopback with a ProcessPoolExecutor).
+        return (type(self), (self.failure_class, str(self)))
+
+
+class DeliveryError(GatewayError):
+    """A notification (email, SMS) was not delivered; ``permanent`` means retrying cannot help
+    (the smarthost refused the recipient with a 5xx, the webhook answered 4xx)."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

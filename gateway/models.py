@@ -166,6 +166,39 @@ class Fax:
         return folder_of(self.direction, self.status)
 
 
+class NotificationEvent(StrEnum):
+    """What a notification tells: the final outcome of a fax (Kazoo sends nothing per retry)."""
+
+    OUTBOUND_COMPLETED = "outbound_completed"
+    OUTBOUND_FAILED = "outbound_failed"
+    INBOUND_RECEIVED = "inbound_received"
+    INBOUND_FAILED = "inbound_failed"
+
+
+class NotificationState(StrEnum):
+    PENDING = "pending"  # due at next_attempt_at
+    SENDING = "sending"  # claimed under a lease by a sender task
+    SENT = "sent"
+    DEAD = "dead"  # given up: permanent refusal or too old; ``error`` says why
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to one recipient on one channel ("email" or "sms") about one fax."""
+
+    id: int
+    fax_id: str
+    event: NotificationEvent
+    channel: str
+    recipient: str
+    state: NotificationState
+    attempts: int
+    created: float
+    next_attempt_at: float | None
+    sent: float | None
+    error: str | None
+
+
 @dataclass
 class RecipientOutcome:
     """One RCPT TO of an SMTP transaction and what became of it."""

@@ -58,7 +58,8 @@ def render_options(fax: Fax, settings: Settings, now: float) -> RenderOptions:
     )
 
 
-def failure_result(error: str) -> dict[str, Any]:
+def failure_result(error: str, elapsed: float = 0.0) -> dict[str, Any]:
+    """``tx_result`` of a job that failed before any attempt (its document cannot be faxed)."""
     return {
         "success": False,
         "error_message": error,
@@ -70,7 +71,8 @@ def failure_result(error: str) -> dict[str, Any]:
         "fax_error_correction": False,
         "fax_receiver_id": None,
         "fax_bad_rows": 0,
-        "time_elapsed": 0,
+        "time_elapsed": round(max(0.0, elapsed)),
+        "failure_class": "permanent",
     }
 
 
@@ -96,8 +98,9 @@ class RenderStage:
 
     @property
     def lease_s(self) -> float:
-        # Long enough for the largest job the limits allow to render, with room to spare.
-        return self.settings.render.document_timeout_s * 4 + 60
+        # Renewed while rendering (like a transmission's), so a crash mid-render costs at most
+        # this long before the job is rendered again.
+        return self.settings.worker.lease_s
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -132,11 +135,29 @@ class RenderStage:
             await asyncio.gather(*self.tasks)
 
     async def render(self, fax: Fax) -> None:
+        renewer = asyncio.create_task(self._renew(fax.id))
+        try:
+            await self._render(fax)
+        finally:
+            renewer.cancel()
+
+    async def _renew(self, fax_id: str) -> None:
+        interval = max(0.05, self.lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.store.renew_lease(fax_id, self.owner, self.lease_s):
+                    return
+            except StorageError:
+                log.exception("render fax=%s: lease renewal failed", fax_id)
+
+    async def _render(self, fax: Fax) -> None:
         try:
             documents = await self.store.fax_documents(fax.id, "original")
             if not documents and fax.document_request is not None:
                 documents = [await self._fetch(fax.document_request)]
-                await self.store.store_originals(fax.id, self.owner, documents)
+                if not await self.store.store_originals(fax.id, self.owner, documents):
+                    return  # another renderer has the job now
             if not documents:
                 raise DocumentError("document", "the fax has no document")
             options = render_options(fax, self.settings, self.store.clock())
@@ -165,7 +186,8 @@ class RenderStage:
         return await self.fetcher(request)
 
     async def _fail(self, fax: Fax, reason: str) -> None:
+        result = failure_result(reason, self.store.clock() - fax.created)
         try:
-            await self.store.fail_job(fax.id, reason, failure_result(reason), owner=self.owner)
+            await self.store.fail_job(fax.id, reason, result, owner=self.owner)
         except StorageError:
             log.exception("render fax=%s: could not record the failure", fax.id)

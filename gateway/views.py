@@ -1,18 +1,49 @@
-"""Public shapes of records, shared by the CLI and the HTTP API (plain dicts, JSON-ready)."""
+"""Public shapes of records, shared by the CLI and the HTTP API (plain dicts, JSON-ready).
+
+Field names and units are Kazoo's: times are Gregorian seconds, ``from``/``to`` are the numbers,
+and ``tx_result``/``rx_result`` always carry every key of Kazoo's schema with a real value
+(Kazoo clients read them unconditionally).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from gateway.models import Fax, Faxbox, SmtpLogEntry
+from gateway.models import Direction, Fax, Faxbox, SmtpLogEntry
 
 GREGORIAN_OFFSET = 62167219200
+
+# Kazoo's tx_result schema keys plus the keys real clients read (result_code, result_text,
+# total_pages), with the schema's defaults for a fax not yet attempted.
+TX_RESULT_DEFAULTS: dict[str, Any] = {
+    "success": False,
+    "error_message": "",
+    "pages_sent": 0,
+    "fax_speed": 0,
+    "fax_error_correction": False,
+    "fax_receiver_id": "",
+    "fax_bad_rows": 0,
+    "time_elapsed": 0,
+    "result_code": 0,
+    "result_text": "",
+    "total_pages": 0,
+}
+RX_RESULT_DEFAULTS: dict[str, Any] = {
+    "success": False,
+    "result_text": "",
+    "total_pages": 0,
+    "pages_received": 0,
+}
 
 
 def gregorian(unix: float | None) -> int | None:
     """Kazoo's time unit: seconds since year 0."""
     return None if unix is None else round(unix) + GREGORIAN_OFFSET
+
+
+def unix_from_gregorian(seconds: float) -> float:
+    return seconds - GREGORIAN_OFFSET
 
 
 def faxbox_view(faxbox: Faxbox) -> dict[str, Any]:
@@ -29,26 +60,60 @@ def faxbox_view(faxbox: Faxbox) -> dict[str, Any]:
     return data
 
 
+def _with_defaults(
+    stored: dict[str, Any] | None, defaults: dict[str, Any], pages: int | None
+) -> dict[str, Any]:
+    result = dict(defaults)
+    result["total_pages"] = pages or 0
+    for key, value in (stored or {}).items():
+        if value is not None or key not in defaults:
+            result[key] = value
+    return result
+
+
+def tx_result_view(fax: Fax) -> dict[str, Any]:
+    return _with_defaults(fax.tx_result, TX_RESULT_DEFAULTS, fax.pages)
+
+
+def rx_result_view(fax: Fax) -> dict[str, Any]:
+    return _with_defaults(fax.rx_result, RX_RESULT_DEFAULTS, fax.pages)
+
+
 def fax_summary(fax: Fax) -> dict[str, Any]:
-    result_key = "rx_result" if fax.direction == "inbound" else "tx_result"
-    return {
+    """A list row: enough to show a folder, never the whole job."""
+    inbound = fax.direction is Direction.INBOUND
+    row: dict[str, Any] = {
         "id": fax.id,
         "folder": fax.folder,
         "direction": fax.direction.value,
         "status": fax.status.value,
         "created": gregorian(fax.created),
-        "from": fax.from_name or fax.from_number or "",
-        "to": fax.to_name or fax.to_number,
+        "from": fax.from_number or fax.from_name or "",
+        "to": fax.to_number,
         "from_number": fax.from_number or "",
         "to_number": fax.to_number,
         "faxbox_id": fax.faxbox_id,
         "attempts": fax.attempts,
         "pages": fax.pages,
-        result_key: fax.tx_result if result_key == "tx_result" else fax.rx_result,
     }
+    if inbound:
+        row["rx_result"] = rx_result_view(fax)
+    else:
+        row["tx_result"] = tx_result_view(fax)
+    return row
 
 
-def fax_view(fax: Fax) -> dict[str, Any]:
+def attempt_view(attempt: dict[str, Any]) -> dict[str, Any]:
+    """One transmission attempt, with Gregorian times."""
+    data = dict(attempt)
+    for key in ("started", "ended"):
+        if isinstance(data.get(key), int | float):
+            data[key] = gregorian(data[key])
+    return data
+
+
+def fax_view(fax: Fax, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole public fax; ``attempts`` (the store's attempt rows) becomes ``attempts_log``."""
     data = fax_summary(fax)
     data.update(
         {
@@ -69,10 +134,10 @@ def fax_view(fax: Fax) -> dict[str, Any]:
             "smtplog_id": fax.smtplog_id,
             "modified": gregorian(fax.modified),
             "delivered": gregorian(fax.delivered),
-            "tx_result": fax.tx_result,
-            "rx_result": fax.rx_result,
         }
     )
+    if attempts is not None:
+        data["attempts_log"] = [attempt_view(a) for a in attempts]
     return data
 
 
@@ -95,6 +160,7 @@ def smtplog_view(entry: SmtpLogEntry) -> dict[str, Any]:
     data["created"] = gregorian(entry.created)
     data["from"] = entry.mail_from or ""
     data["to"] = ", ".join(r.address for r in entry.recipients)
+    data["result"] = "accepted" if entry.reply_code == 250 else "rejected"
     data["account_id"] = entry.account_id
     data["faxbox_id"] = entry.faxbox_id
     return data

@@ -7,7 +7,6 @@ line errors wait their configured delay; permanent failures fail at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -96,24 +95,32 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Claim and send until ``stop`` is set; then drain (see ``drain``)."""
         await self._recover()
         while not stop.is_set():
-            started = await self.run_once()
-            if started:
+            self.wake.clear()  # before claiming, so a line freed meanwhile is not missed
+            if await self.run_once():
                 continue
-            self.wake.clear()
             await wait_any(stop, self.wake, within=await self._idle_time())
         await self.drain()
 
     async def _idle_time(self) -> float:
+        """How long to sleep when nothing could be claimed: until the next job is due or the
+        next lease runs out; a job that is due but blocked (its number or its account busy)
+        is looked at again when one of our lines frees up (``wake``) or after ``poll_s``."""
         poll = self.settings.poll_s
         try:
             due = await self.store.next_due_at()
+            lease = await self.store.next_lease_expiry()
         except StorageError:
             return poll
-        if due is None:
-            return poll * 5
-        return min(poll * 5, max(0.0, due - self.store.clock()))
+        now = self.store.clock()
+        waits = [poll * 5]
+        if due is not None:
+            waits.append(due - now if due > now else poll)
+        if lease is not None:
+            waits.append(max(0.0, lease - now) + 0.01)
+        return max(0.0, min(waits))
 
     async def _recover(self) -> None:
         try:
@@ -125,9 +132,10 @@ class Worker:
             log.warning("worker: took back %d job(s) whose lease had expired", recovered)
 
     async def run_once(self) -> int:
+        """Take back expired leases, claim what the free lines allow and start sending it;
+        returns how many transmissions were started."""
         free = self.settings.lines - len(self.tasks)
         if free <= 0:
-            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
             return 0
         await self._recover()
         try:
@@ -138,33 +146,50 @@ class Worker:
             log.exception("worker: cannot claim jobs")
             return 0
         for claim in claims:
-            task = asyncio.create_task(self.transmit(claim))
+            task = asyncio.create_task(self.transmit(claim), name=f"fax-{claim.fax.id}")
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._finished)
         return len(claims)
 
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.wake.set()  # a line, a number and an account slot are free again
+
     async def run_until_idle(self) -> None:
-        """Send everything due now, then return (tests and tools: arq's burst mode)."""
-        while await self.run_once() or self.tasks:
-            await asyncio.gather(*self.tasks)
+        """Send everything due now, retries that fall due meanwhile included, then return
+        (tests and tools: arq's burst mode). Lines are refilled as soon as one frees up."""
+        while True:
+            if await self.run_once():
+                continue
+            if not self.tasks:
+                return
+            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
 
     async def drain(self, within: float | None = None) -> None:
-        """Let running transmissions finish, up to the drain timeout; then hand them back."""
+        """Let running transmissions finish, up to the drain timeout; then hand the rest back
+        (their leases released, their jobs due again, the cut-short attempts not counted)."""
         limit = self.settings.drain_timeout_s if within is None else within
         if self.tasks:
-            _, pending = await asyncio.wait(self.tasks, timeout=limit)
+            log.info("worker: waiting up to %gs for %d transmission(s)", limit, len(self.tasks))
+            _, pending = await asyncio.wait(set(self.tasks), timeout=limit)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        with contextlib.suppress(StorageError):
+        try:
             released = await self.store.release_leases(self.owner)
-            if released:
-                log.warning("worker: released %d unfinished transmission(s)", released)
+        except StorageError:
+            log.exception("worker: cannot release leases; they will expire")
+            return
+        if released:
+            log.warning("worker: released %d unfinished transmission(s)", released)
 
     async def transmit(self, claim: Claim) -> None:
+        """One attempt: send, record the outcome (and a local faxbox's reception), never raise
+        for an unsuccessful call. The lease is renewed for as long as this runs."""
         fax = claim.fax
-        renewer = asyncio.create_task(self._renew(fax.id))
+        leases = [fax.id]
+        renewer = asyncio.create_task(self._renew(leases))
         inbound_id: str | None = None
         try:
             images = await self.store.fax_documents(fax.id, "tiff")
@@ -175,8 +200,15 @@ class Worker:
                 if local is not None:
                     self.local_numbers.numbers.add(fax.to_number)
                     inbound_id = await self.store.begin_inbound(
-                        local, fax.from_number, fax.fax_identity_number
+                        local,
+                        fax.from_number,
+                        fax.fax_identity_number,
+                        self.owner,
+                        self.settings.lease_s,
                     )
+                    leases.append(inbound_id)
+                else:
+                    self.local_numbers.numbers.discard(fax.to_number)
                 call = OutboundCall(
                     fax_id=fax.id,
                     to_number=fax.to_number,
@@ -188,13 +220,17 @@ class Worker:
                     pages=fax.pages or images[0].pages,
                 )
                 result = await self.transport.send(call)
-            await self._record(claim, result)
-            if inbound_id is not None:
-                await self._deliver_inbound(inbound_id, result)
         except Exception as exc:  # a broken attempt is a line error, retried like one
             log.exception("worker fax=%s: attempt %d broke", fax.id, claim.attempt)
-            with contextlib.suppress(GatewayError):
-                await self._record(claim, _line_error(f"transmission failed: {exc}"))
+            result = _line_error(f"transmission failed: {exc}")
+        try:
+            if inbound_id is not None:
+                # The far end's side first: once the call is over, the fax is in its inbox.
+                await self._deliver_inbound(inbound_id, result)
+            await self._record(claim, result)
+        except GatewayError:
+            log.exception("worker fax=%s: cannot record attempt %d", fax.id, claim.attempt)
+            # The lease runs out and the attempt is taken back as interrupted.
         finally:
             renewer.cancel()
 
@@ -235,19 +271,31 @@ class Worker:
             "remote_tsi": received.remote_tsi if received else None,
         }
         tiff = received.tiff if received and received.pages else None
-        pdf = await self.make_pdf(tiff) if tiff else None
-        await self.store.finish_inbound(inbound_id, rx, tiff, pdf, rx["pages_received"])
-        self.on_finished(inbound_id)
+        pdf = None
+        if tiff:
+            try:
+                pdf = await self.make_pdf(tiff)
+            except Exception:  # the TIFF is kept; the PDF rendition can be made again later
+                log.exception("inbound fax=%s: no PDF rendition", inbound_id)
+        if await self.store.finish_inbound(inbound_id, rx, tiff, pdf, rx["pages_received"]):
+            self.on_finished(inbound_id)
 
-    async def _renew(self, fax_id: str) -> None:
+    async def _renew(self, fax_ids: list[str]) -> None:
+        """Renew the leases of ``fax_ids`` (the job, and the reception it feeds) every third of
+        the lease time; stop when the job's own lease was lost."""
         interval = max(0.05, self.settings.lease_s / 3)
         while True:
             await asyncio.sleep(interval)
             try:
-                if not await self.store.renew_lease(fax_id, self.owner, self.settings.lease_s):
-                    return
+                for n, fax_id in enumerate(list(fax_ids)):
+                    renewed = await self.store.renew_lease(
+                        fax_id, self.owner, self.settings.lease_s
+                    )
+                    if n == 0 and not renewed:
+                        log.warning("worker fax=%s: lease lost to another worker", fax_id)
+                        return
             except StorageError:
-                log.exception("worker fax=%s: lease renewal failed", fax_id)
+                log.exception("worker fax=%s: lease renewal failed", fax_ids[0])
 
 
 def _unsendable(reason: str) -> TxResult:

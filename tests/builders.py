@@ -2,24 +2,60 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import zipfile
 from email.message import EmailMessage
+from email.mime.application import MIMEApplication
+from email.mime.base import MIMEBase
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import make_msgid
 
+import pypdf
 from PIL import Image, ImageDraw
 
 
-def pdf_bytes(pages: int = 1, size: tuple[int, int] = (612, 792)) -> bytes:
+@functools.lru_cache(maxsize=32)
+def pdf_bytes(pages: int = 1, size: tuple[int, int] = (612, 792), label: str = "Page") -> bytes:
     images = []
     for n in range(pages):
         image = Image.new("L", size, 255)
-        ImageDraw.Draw(image).text((72, 72), f"Page {n + 1}", fill=0)
+        ImageDraw.Draw(image).text((72, 72), f"{label} {n + 1}", fill=0)
         images.append(image)
     buf = io.BytesIO()
     images[0].save(buf, "PDF", save_all=True, append_images=images[1:], resolution=72)
     return buf.getvalue()
 
 
+def encrypted_pdf_bytes(password: str = "secret") -> bytes:
+    """A PDF that needs a password to open (pypdf's PdfWriter.encrypt)."""
+    writer = pypdf.PdfWriter(clone_from=io.BytesIO(pdf_bytes(1)))
+    writer.encrypt(user_password=password, owner_password=password + "-owner", algorithm="AES-128")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def corrupt_pdf_bytes() -> bytes:
+    """Starts like a PDF, but there is nothing readable after the header."""
+    return b"%PDF-1.7\n" + b"\x00garbage, not an object\n" * 20 + b"%%EOF\n"
+
+
+def docx_bytes() -> bytes:
+    """A word-processing document: a ZIP container (we cannot fax these)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "<w:document/>")
+    return buf.getvalue()
+
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@functools.lru_cache(maxsize=32)
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (800, 600), frames: int = 1) -> bytes:
     images = [Image.new("RGB", size, (255, 255, 255)) for _ in range(frames)]
     for n, image in enumerate(images):
@@ -40,11 +76,11 @@ def make_email(
     to: str | list[str] = "+14155550100@fax.test",
     sender: str = "alice@example.com",
     body: str | None = "Please fax this.",
-    attachments: list[tuple[bytes, str, str]] | None = None,
+    attachments: list[tuple[bytes, str, str | None]] | None = None,
     subject: str = "Test fax",
     message_id: str | None = None,
 ) -> EmailMessage:
-    """attachments: (data, content type, filename)."""
+    """attachments: (data, content type, filename or None)."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to if isinstance(to, str) else ", ".join(to)
@@ -56,3 +92,74 @@ def make_email(
         maintype, subtype = ctype.split("/", 1)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
+
+
+def with_inline_image(message: EmailMessage, data: bytes, subtype: str = "png") -> EmailMessage:
+    """Add an inline (not attached) image, as mail clients do for logos and signatures."""
+    if not message.is_multipart():
+        message.make_mixed()
+    part = MIMEImage(data, _subtype=subtype)
+    part.add_header("Content-Disposition", "inline")
+    part.add_header("Content-ID", make_msgid())
+    message.attach(part)
+    return message
+
+
+def nested_email(pdfs: list[bytes], subject: str = "Nested") -> bytes:
+    """multipart/mixed > multipart/alternative (text, html) + multipart/related (html, pdf 0)
+    + multipart/mixed (pdf 1 ...): documents sit at different depths, in order."""
+    outer = MIMEMultipart("mixed")
+    outer["From"] = "alice@example.com"
+    outer["To"] = "+14155550100@fax.test"
+    outer["Subject"] = subject
+    outer["Message-ID"] = make_msgid(domain="example.com")
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(MIMEText("plain body", "plain"))
+    alternative.attach(MIMEText("<p>html body</p>", "html"))
+    outer.attach(alternative)
+    related = MIMEMultipart("related")
+    related.attach(MIMEText("<p>see attached</p>", "html"))
+    first = MIMEApplication(pdfs[0], "pdf")
+    first.add_header("Content-Disposition", "attachment", filename="first.pdf")
+    related.attach(first)
+    outer.attach(related)
+    inner = MIMEMultipart("mixed")
+    for n, data in enumerate(pdfs[1:], start=2):
+        part = MIMEApplication(data, "pdf")
+        part.add_header("Content-Disposition", "attachment", filename=f"doc{n}.pdf")
+        inner.attach(part)
+    outer.attach(inner)
+    return outer.as_bytes()
+
+
+def forwarded_email(inner: EmailMessage, body: str = "see the forwarded message") -> bytes:
+    """A message with another message attached as message/rfc822."""
+    outer = MIMEMultipart("mixed")
+    outer["From"] = "alice@example.com"
+    outer["To"] = "+14155550100@fax.test"
+    outer["Subject"] = "Fwd: " + str(inner["Subject"])
+    outer["Message-ID"] = make_msgid(domain="example.com")
+    outer.attach(MIMEText(body, "plain"))
+    attached = MIMEBase("message", "rfc822")
+    attached.set_payload([inner])
+    attached.add_header("Content-Disposition", "attachment", filename="forwarded.eml")
+    outer.attach(attached)
+    return outer.as_bytes()
+
+
+def single_part_email(data: bytes, ctype: str, filename: str | None = None) -> bytes:
+    """A message whose whole body is one document (no multipart at all)."""
+    maintype, subtype = ctype.split("/", 1)
+    part = MIMEBase(maintype, subtype)
+    part.set_payload(data)
+    from email import encoders
+
+    encoders.encode_base64(part)
+    if filename:
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+    part["From"] = "alice@example.com"
+    part["To"] = "+14155550100@fax.test"
+    part["Subject"] = "single part"
+    part["Message-ID"] = make_msgid(domain="example.com")
+    part["MIME-Version"] = "1.0"
+    return part.as_bytes()

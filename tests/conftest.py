@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import smtplib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.config import Settings, parse_settings
-from gateway.models import Faxbox
+from gateway.models import Faxbox, SmtpLogEntry
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
 from gateway.store import Store
@@ -63,15 +67,20 @@ class Tenant:
     auth_token: str
     faxbox: Faxbox
 
+    @property
+    def domain(self) -> str:
+        return self.faxbox.custom_smtp_email_address or self.faxbox.smtp_email_address
+
 
 async def make_tenant(
     store: Store,
     name: str = "acme",
-    domain: str = "fax.test",
+    domain: str | None = "fax.test",
     permit: tuple[str, ...] = ("*@example.com",),
+    realm: str | None = None,
     **faxbox_fields: Any,
 ) -> Tenant:
-    account, token, _ = await store.create_account(name)
+    account, token, _ = await store.create_account(name, realm)
     password = faxbox_fields.pop("smtp_password", None)
     fields: dict[str, Any] = {
         "custom_smtp_email_address": domain,
@@ -97,25 +106,90 @@ async def tenant(store: Store) -> Tenant:
     return await make_tenant(store)
 
 
+Reply = tuple[int, str]
+
+
+@dataclass
+class Outcome:
+    """Every reply of one SMTP transaction, as the client saw them."""
+
+    mail: Reply
+    rcpts: list[Reply] = field(default_factory=list)
+    data: Reply | None = None
+
+    @property
+    def final(self) -> Reply:
+        return self.data or (self.rcpts[-1] if self.rcpts else self.mail)
+
+    @property
+    def fax_ids(self) -> list[str]:
+        """The fax ids of a ``250 2.0.0 queued as <id> <id>...`` reply."""
+        assert self.data is not None and self.data[0] == 250, self
+        text = self.data[1]
+        assert text.startswith("2.0.0 queued as "), text
+        return text.removeprefix("2.0.0 queued as ").split()
+
+
+def transact(
+    client: smtplib.SMTP,
+    sender: str = "alice@example.com",
+    rcpts: list[str] | None = None,
+    data: bytes | str | EmailMessage | None = None,
+    mail_options: tuple[str, ...] = (),
+) -> Outcome:
+    """MAIL, each RCPT, then DATA if a recipient was accepted; no exception on refusals."""
+    client.ehlo_or_helo_if_needed()
+    code, text = client.mail(sender, list(mail_options))
+    outcome = Outcome(mail=(code, text.decode()))
+    if code != 250:
+        return outcome
+    for rcpt in rcpts or ["+14155550100@fax.test"]:
+        code, text = client.rcpt(rcpt)
+        outcome.rcpts.append((code, text.decode()))
+    if data is None or not any(code == 250 for code, _ in outcome.rcpts):
+        return outcome
+    if isinstance(data, EmailMessage):
+        data = data.as_bytes()
+    try:
+        code, text = client.data(data)
+    except smtplib.SMTPDataError as exc:
+        code, text = exc.smtp_code, exc.smtp_error
+    outcome.data = (code, text.decode())
+    return outcome
+
+
 @dataclass
 class SmtpHarness:
     port: int
     server: SmtpServer
     store: Store
+    host: str = "127.0.0.1"
 
-    def client(self, **kwargs: Any) -> smtplib.SMTP:
-        client = smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.test", **kwargs)
-        return client
+    def client(self, host: str | None = None, **kwargs: Any) -> smtplib.SMTP:
+        return smtplib.SMTP(
+            host or self.host, self.port, local_hostname="client.test", timeout=30, **kwargs
+        )
 
-    async def run(self, fn: Callable[[smtplib.SMTP], Any]) -> Any:
+    async def settle(self) -> None:
+        """Wait until every connection has ended and its smtplog row is written."""
+        await asyncio.wait_for(self.server.wait_idle(), 30)
+        await self.server.handler.drain()
+
+    async def run(self, fn: Callable[[smtplib.SMTP], Any], host: str | None = None) -> Any:
         """Run a blocking smtplib conversation in a thread, so the server's loop keeps going."""
 
         def conversation() -> Any:
-            with self.client() as client:
+            with self.client(host) as client:
                 return fn(client)
 
         result = await asyncio.to_thread(conversation)
-        await self.server.handler.drain()
+        await self.settle()
+        return result
+
+    async def thread(self, fn: Callable[[], Any]) -> Any:
+        """Run any blocking client code (raw sockets, several connections) in a thread."""
+        result = await asyncio.to_thread(fn)
+        await self.settle()
         return result
 
     async def send(self, message: Any, sender: str | None = None, to: Any = None) -> Any:
@@ -124,11 +198,26 @@ class SmtpHarness:
 
         return await self.run(send)
 
+    async def transact(
+        self,
+        data: bytes | str | EmailMessage | None = None,
+        sender: str = "alice@example.com",
+        rcpts: list[str] | None = None,
+        host: str | None = None,
+    ) -> Outcome:
+        result: Outcome = await self.run(lambda c: transact(c, sender, rcpts, data), host)
+        return result
+
+    async def smtplog(self) -> list[SmtpLogEntry]:
+        """All smtplog rows, oldest first."""
+        return list(reversed(await self.store.recent_smtplog(None, 10_000)))
+
 
 async def start_smtp(store: Store, settings: Settings, clock: Clock) -> SmtpHarness:
     server = SmtpServer(IntakeHandler(store, settings.smtp, clock=clock), settings.smtp)
     port = await server.start()
-    return SmtpHarness(port, server, store)
+    host = settings.smtp.host if settings.smtp.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    return SmtpHarness(port, server, store, host)
 
 
 @pytest.fixture
@@ -136,3 +225,69 @@ async def smtp(store: Store, settings: Settings, clock: Clock) -> AsyncIterator[
     harness = await start_smtp(store, settings, clock)
     yield harness
     await harness.server.close()
+
+
+StartServer = Callable[..., Awaitable[SmtpHarness]]
+
+
+@pytest.fixture
+async def start_server(store: Store, tmp_path: Path, clock: Clock) -> AsyncIterator[StartServer]:
+    """Start another SMTP server on the same store with other [smtp] settings."""
+    started: list[SmtpHarness] = []
+
+    async def start(intake_store: Store | None = None, **smtp: Any) -> SmtpHarness:
+        harness = await start_smtp(intake_store or store, make_settings(tmp_path, smtp=smtp), clock)
+        harness.store = store
+        started.append(harness)
+        return harness
+
+    yield start
+    for harness in started:
+        await harness.server.close()
+
+
+@dataclass
+class TlsFiles:
+    cert: Path
+    key: Path
+    client_context: ssl.SSLContext
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost", "gw.test")
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_path))
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return TlsFiles(cert_path, key_path, context)
+
+
+def non_loopback_ip() -> str | None:
+    """An address of this host that is not loopback (clients from it are 'remote'), or None."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outgoing address
+        ip = str(s.getsockname()[0])
+        if not ip.startswith("127."):
+            with socket.socket() as probe:
+                probe.bind((ip, 0))
+            return ip
+    return None
+
+
+@pytest.fixture
+def remote_ip() -> Iterator[str]:
+    ip = non_loopback_ip()
+    if ip is None:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    yield ip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -53,9 +53,11 @@ class IntakeHandler:
         settings: SmtpSettings,
         clock: Callable[[], float] = time.time,
         on_accepted: Callable[[], None] = lambda: None,
+        on_transaction: Callable[[SmtpLogEntry], None] = lambda entry: None,
     ) -> None:
         self.store = store
         self.on_accepted = on_accepted
+        self.on_transaction = on_transaction  # once per smtplog row (metrics)
         self.settings = settings
         self.clock = clock
         self.policy = SenderPolicy(allow_all_when_empty=settings.allow_all_addresses_when_empty)
@@ -116,8 +118,7 @@ class IntakeHandler:
             log.exception("smtplog %s could not be written", entry.id)
         self._log_line(entry)
 
-    @staticmethod
-    def _log_line(entry: SmtpLogEntry) -> None:
+    def _log_line(self, entry: SmtpLogEntry) -> None:
         log.info(
             "smtp id=%s peer=%s from=<%s> rcpts=%d reply=%s message_id=%s faxes=%s",
             entry.id,
@@ -127,7 +128,18 @@ class IntakeHandler:
             entry.reply_code,
             entry.message_id,
             ",".join(entry.fax_ids) or "-",
+            extra={  # fields of the JSON log format (gateway.logs)
+                "event": "smtp",
+                "smtplog_id": entry.id,
+                "peer_ip": entry.peer_ip,
+                "mail_from": entry.mail_from,
+                "recipients": [r.address for r in entry.recipients],
+                "reply_code": entry.reply_code,
+                "message_id": entry.message_id,
+                "fax_ids": list(entry.fax_ids),
+            },
         )
+        self.on_transaction(entry)
 
     # -- aiosmtpd hooks ------------------------------------------------------------------------
 

@@ -61,9 +61,28 @@ def is_loopback(address: str | None) -> bool:
 
 
 class SessionCounter:
+    """Open sessions, against ``max_sessions``; ``wait_idle`` returns when none is open."""
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        self._idle.clear()
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
 
 
 class GatewaySMTP(SMTP):
@@ -87,6 +106,9 @@ class GatewaySMTP(SMTP):
         self._counted = False
         self._refused = False
         self._last_status: str | None = None
+        self.in_data = False  # from DATA until its reply: a graceful stop waits for these
+        self.data_done = asyncio.Event()
+        self.data_done.set()
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
@@ -102,13 +124,12 @@ class GatewaySMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         starttls = self._original_transport is not None
         if not starttls:
-            if self.counter.active >= self.counter.limit:
+            if not self.counter.acquire():
                 self._refused = True
                 assert isinstance(transport, asyncio.WriteTransport)
                 transport.write(replies.TOO_BUSY.encode() + b"\r\n")
                 transport.close()
                 return
-            self.counter.active += 1
             self._counted = True
         super().connection_made(transport)
         session = self.current()
@@ -122,12 +143,13 @@ class GatewaySMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
-        if self._counted:
-            self.counter.active -= 1
-            self._counted = False
         if isinstance(self.session, GatewaySession) and self.session.transaction is not None:
             self.intake.abandon(self.session, replies.DISCONNECT_REASON)
         super().connection_lost(error)
+        if self._counted:
+            # Last: whoever waits for idle finds the abandoned transaction's log task queued.
+            self._counted = False
+            self.counter.release()
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
@@ -157,9 +179,22 @@ class GatewaySMTP(SMTP):
             await self.intake.close(session, None, replies.RSET_REASON)
         await super().smtp_RSET(arg)
 
+    def shut_down(self) -> None:
+        """Graceful stop: say 421 (the client retries later) and hang up."""
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(replies.SHUTTING_DOWN.encode() + b"\r\n")
+            transport.close()
+
     async def smtp_DATA(self, arg: str) -> None:
         self._last_status = None
-        await super().smtp_DATA(arg)
+        self.in_data = True
+        self.data_done.clear()
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.in_data = False
+            self.data_done.set()
         session = self.current()
         transaction = session.transaction
         if transaction is not None and transaction.data_started:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+import weakref
 
 from gateway.config import SmtpSettings
 from gateway.errors import ConfigError
@@ -32,8 +34,15 @@ class SmtpServer:
         self.counter = SessionCounter(settings.max_sessions)
         self.tls = tls_context(settings)
         self.server: asyncio.Server | None = None
+        # Live protocol instances, for a graceful stop (asyncio.Server does not track them).
+        self.sessions: weakref.WeakSet[GatewaySMTP] = weakref.WeakSet()
 
     def _protocol(self) -> GatewaySMTP:
+        protocol = self._new_protocol()
+        self.sessions.add(protocol)
+        return protocol
+
+    def _new_protocol(self) -> GatewaySMTP:
         s = self.settings
         return GatewaySMTP(
             self.handler,
@@ -60,9 +69,34 @@ class SmtpServer:
         """SIGHUP: pick up renewed certificates for new connections."""
         self.tls = tls_context(self.settings)
 
+    async def wait_idle(self) -> None:
+        """Return once no session is open (their smtplog rows may still be being written)."""
+        await self.counter.wait_idle()
+
     async def stop_listening(self) -> None:
         if self.server is not None:
             self.server.close()
+
+    async def shutdown(self, grace_s: float) -> None:
+        """SIGTERM: stop accepting; let messages being received (in DATA) finish, up to
+        ``grace_s``, so that each still gets its 250 after its commit; then answer every other
+        session 421 (its client retries later) and close it; wait for the smtplog rows."""
+        await self.stop_listening()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while (busy := [p for p in self.sessions if p.in_data]) and loop.time() < deadline:
+            waits = [asyncio.ensure_future(p.data_done.wait()) for p in busy]
+            await asyncio.wait(
+                waits, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
+            for wait in waits:
+                wait.cancel()
+        # No await between the check above and this: no session can enter DATA in between.
+        for protocol in list(self.sessions):
+            protocol.shut_down()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wait_idle(), 5)
+        await self.close()
 
     async def close(self) -> None:
         """Stop accepting, then wait for the transaction logs still being written."""

@@ -3,9 +3,13 @@ concern (one module each) and combined here into the one ``Store`` the rest of t
 
 from gateway.store.core import CoreStore
 from gateway.store.jobs import JobStore
+from gateway.store.listing import ListingStore
+from gateway.store.notifications import NotificationStore
+from gateway.store.operations import OperationsStore
+from gateway.store.retention import RetentionStore
 
 
-class Store(JobStore, CoreStore):
+class Store(OperationsStore, RetentionStore, ListingStore, JobStore, NotificationStore, CoreStore):
     pass
 
 

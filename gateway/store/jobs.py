@@ -15,7 +15,7 @@ import aiosqlite
 
 from gateway import credentials
 from gateway.models import DocumentKind, Fax, Faxbox, FaxStatus, SourceDocument
-from gateway.store.base import StoreBase
+from gateway.store.notifications import NotificationStore
 from gateway.store.rows import dumps, fax_from_row, loads_or_none
 
 
@@ -24,7 +24,8 @@ class Claim:
     """A job claimed for one transmission attempt."""
 
     fax: Fax
-    attempt: int  # 1-based number of this attempt
+    attempt: int  # 1-based number of this attempt (the count ``retries`` is compared with)
+    attempt_id: int | None = None  # the attempts row of this attempt
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class AttemptOutcome:
     tx_result: dict[str, Any]
 
 
-class JobStore(StoreBase):
+class JobStore(NotificationStore):
     # -- rendering -----------------------------------------------------------------------------
 
     async def claim_attaching(self, owner: str, lease_s: float, limit: int) -> list[Fax]:
@@ -52,11 +53,21 @@ class JobStore(StoreBase):
 
     async def store_originals(
         self, fax_id: str, owner: str, documents: Sequence[SourceDocument]
-    ) -> None:
-        """Keep a fetched document (``document.url``) as the job's original."""
+    ) -> bool:
+        """Keep a fetched document (``document.url``) as the job's original; False (nothing
+        stored) if the render lease was lost or the originals are already there."""
         async with self.db.transaction() as db:
+            cur = await db.execute(
+                "SELECT 1 FROM faxes WHERE id = ? AND status = 'attaching_files'"
+                " AND lease_owner = ? AND NOT EXISTS (SELECT 1 FROM fax_documents"
+                " WHERE fax_id = faxes.id AND role = 'original')",
+                (fax_id, owner),
+            )
+            if await cur.fetchone() is None:
+                return False
             for seq, doc in enumerate(documents):
                 await self._link_new_document(db, fax_id, "original", seq, doc)
+        return True
 
     async def finish_render(
         self, fax_id: str, owner: str, tiff: bytes, pdf: bytes, pages: int
@@ -98,6 +109,7 @@ class JobStore(StoreBase):
             row = await cur.fetchone()
             if row is None:
                 return False
+            await self._enqueue_notifications(db, fax_id, "outbound_failed")
             if row["smtplog_id"]:
                 # The admin reading the smtplog sees why the message it accepted never went out.
                 await db.execute(
@@ -111,54 +123,34 @@ class JobStore(StoreBase):
     async def claim_due(
         self, owner: str, lease_s: float, max_per_account: int, limit: int
     ) -> list[Claim]:
-        """Claim due jobs: one active transmission per number, ``max_per_account`` per account."""
+        """Claim up to ``limit`` due jobs, each under a lease, and open an attempt for each.
+
+        Never two active transmissions to one number, at most ``max_per_account`` per account
+        (both counted over every node sharing the database). Accounts take turns: each
+        account's first transmission comes before any account's second, so one account's
+        backlog cannot hold the others' faxes back; within an account, oldest due first.
+        """
         now = self.clock()
         claims: list[Claim] = []
         async with self.db.transaction() as db:
-            busy_numbers = {
-                r[0]
-                for r in await _all(
-                    db, "SELECT to_number FROM faxes WHERE status = 'processing'", ()
-                )
-            }
-            active: dict[str, int] = {
-                r[0]: r[1]
-                for r in await _all(
-                    db,
-                    "SELECT account_id, count(*) FROM faxes WHERE status = 'processing'"
-                    " GROUP BY account_id",
-                    (),
-                )
-            }
-            candidates = await _all(
-                db,
-                "SELECT * FROM faxes WHERE status = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, created LIMIT ?",
-                (now, max(limit * 20, 100)),
-            )
-            for row in candidates:
-                if len(claims) >= limit:
-                    break
-                account, number = row["account_id"], row["to_number"]
-                if number in busy_numbers or active.get(account, 0) >= max_per_account:
-                    continue
-                attempt = row["attempts"] + 1
+            chosen = await _all(db, _DUE_SQL, (now, max_per_account, limit))
+            for row in chosen:
                 cur = await db.execute(
-                    "UPDATE faxes SET status = 'processing', attempts = ?, lease_owner = ?,"
-                    " lease_expires = ?, modified = ? WHERE id = ? AND status = 'pending'"
-                    " RETURNING *",
-                    (attempt, owner, now + lease_s, now, row["id"]),
+                    "UPDATE faxes SET status = 'processing', attempts = attempts + 1,"
+                    " lease_owner = ?, lease_expires = ?, modified = ?"
+                    " WHERE id = ? AND status = 'pending' RETURNING *",
+                    (owner, now + lease_s, now, row["id"]),
                 )
                 updated = await cur.fetchone()
-                assert updated is not None
-                await db.execute(
+                if updated is None:  # pragma: no cover - the same transaction just chose it
+                    continue
+                attempt = int(updated["attempts"])
+                cur = await db.execute(
                     "INSERT INTO attempts (fax_id, number, started, outcome, lease_owner)"
                     " VALUES (?, ?, ?, 'running', ?)",
                     (row["id"], attempt, now, owner),
                 )
-                busy_numbers.add(number)
-                active[account] = active.get(account, 0) + 1
-                claims.append(Claim(fax_from_row(updated), attempt))
+                claims.append(Claim(fax_from_row(updated), attempt, cur.lastrowid))
         return claims
 
     async def renew_lease(self, fax_id: str, owner: str, lease_s: float) -> bool:
@@ -205,13 +197,16 @@ class JobStore(StoreBase):
                 return False
             await db.execute(
                 "UPDATE attempts SET ended = ?, outcome = ?, failure_class = ?, result = ?"
-                " WHERE fax_id = ? AND number = ?",
+                " WHERE fax_id = ? AND outcome = 'running'"
+                " AND (id = ? OR ? IS NULL AND number = ?)",
                 (
                     now,
                     outcome.outcome,
                     outcome.failure_class,
                     dumps(outcome.tx_result),
                     claim.fax.id,
+                    claim.attempt_id,
+                    claim.attempt_id,
                     claim.attempt,
                 ),
             )
@@ -220,47 +215,72 @@ class JobStore(StoreBase):
                     "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
                     (f"fax {claim.fax.id}: {error}", row["smtplog_id"]),
                 )
+            if status is not FaxStatus.PENDING:
+                await self._enqueue_notifications(db, claim.fax.id, f"outbound_{status.value}")
         return True
 
     async def recover_expired(self) -> int:
-        """Take back jobs whose lease expired (a crashed or killed worker).
+        """Take back jobs whose lease expired (a crashed, killed or hung worker).
 
-        The interrupted attempt keeps its row, marked ``interrupted``, and counts once; the job
-        is retried at once if attempts remain, else it fails.
+        The interrupted attempt keeps its row, marked ``interrupted``, and counts once (a job
+        that crashes the gateway every time cannot loop forever); the job is retried at once if
+        attempts remain, else it fails. A reception into a local faxbox that was cut short by
+        the same crash ends as a failed inbound fax. Returns the number of outbound jobs.
         """
         now = self.clock()
         async with self.db.transaction() as db:
             expired = await _all(
                 db,
-                "SELECT id, attempts, retries FROM faxes WHERE status = 'processing'"
-                " AND direction = 'outbound' AND lease_expires < ?",
+                "SELECT id, attempts, retries, pages, created, smtplog_id FROM faxes"
+                " WHERE status = 'processing' AND direction = 'outbound' AND lease_expires < ?",
                 (now,),
             )
             for row in expired:
-                await self._interrupt(db, row["id"], row["attempts"], row["retries"], now)
+                await self._interrupt(db, row, now)
+            receptions = await _all(
+                db,
+                "SELECT id FROM faxes WHERE status = 'processing' AND direction = 'inbound'"
+                " AND lease_expires < ?",
+                (now,),
+            )
+            for row in receptions:
+                await self._fail_reception(db, row["id"], now)
         return len(expired)
 
     async def release_leases(self, owner: str) -> int:
-        """Graceful stop: hand running jobs back; the cut-short attempt does not count."""
+        """Graceful stop: hand running jobs back; the cut-short attempt does not count.
+
+        The attempt row stays (outcome ``released``), the job is due again at once, and a
+        reception it was feeding into a local faxbox ends as a failed inbound fax.
+        """
         now = self.clock()
         async with self.db.transaction() as db:
             rows = await _all(
                 db,
-                "SELECT id, attempts FROM faxes WHERE status = 'processing' AND lease_owner = ?",
+                "SELECT id FROM faxes WHERE status = 'processing' AND direction = 'outbound'"
+                " AND lease_owner = ?",
                 (owner,),
             )
             for row in rows:
                 await db.execute(
-                    "UPDATE attempts SET ended = ?, outcome = 'released' WHERE fax_id = ?"
-                    " AND number = ? AND outcome = 'running'",
-                    (now, row["id"], row["attempts"]),
+                    "UPDATE attempts SET ended = ?, outcome = 'released',"
+                    " result = ? WHERE fax_id = ? AND outcome = 'running'",
+                    (now, dumps({"success": False, "result_text": "released"}), row["id"]),
                 )
                 await db.execute(
-                    "UPDATE faxes SET status = 'pending', attempts = attempts - 1,"
+                    "UPDATE faxes SET status = 'pending', attempts = max(attempts - 1, 0),"
                     " next_attempt_at = ?, lease_owner = NULL, lease_expires = NULL, modified = ?"
                     " WHERE id = ?",
                     (now, now, row["id"]),
                 )
+            receptions = await _all(
+                db,
+                "SELECT id FROM faxes WHERE status = 'processing' AND direction = 'inbound'"
+                " AND lease_owner = ?",
+                (owner,),
+            )
+            for row in receptions:
+                await self._fail_reception(db, row["id"], now)
             await db.execute(
                 "UPDATE faxes SET lease_owner = NULL, lease_expires = NULL"
                 " WHERE status = 'attaching_files' AND lease_owner = ?",
@@ -268,35 +288,50 @@ class JobStore(StoreBase):
             )
         return len(rows)
 
-    async def _interrupt(
-        self, db: aiosqlite.Connection, fax_id: str, attempts: int, retries: int, now: float
-    ) -> None:
+    async def _interrupt(self, db: aiosqlite.Connection, row: aiosqlite.Row, now: float) -> None:
+        fax_id, attempts, retries = row["id"], row["attempts"], row["retries"]
         error = "attempt interrupted (the gateway stopped during transmission)"
-        result = {"success": False, "error_message": error, "result_text": "interrupted"}
+        result = interrupted_result(error, row["pages"] or 0, now - row["created"])
         await db.execute(
             "UPDATE attempts SET ended = ?, outcome = 'interrupted', failure_class = 'line',"
-            " result = ? WHERE fax_id = ? AND number = ? AND outcome = 'running'",
-            (now, dumps(result), fax_id, attempts),
+            " result = ? WHERE fax_id = ? AND outcome = 'running'",
+            (now, dumps(result), fax_id),
         )
         exhausted = attempts >= retries
         await db.execute(
-            "UPDATE faxes SET status = ?, error = ?, tx_result = COALESCE(tx_result, ?),"
-            " next_attempt_at = ?, lease_owner = NULL, lease_expires = NULL, modified = ?"
-            " WHERE id = ?",
+            "UPDATE faxes SET status = ?, error = ?, tx_result = ?, next_attempt_at = ?,"
+            " lease_owner = NULL, lease_expires = NULL, modified = ? WHERE id = ?",
             (
                 "failed" if exhausted else "pending",
-                error if exhausted else None,
+                error,
                 dumps(result),
                 None if exhausted else now,
                 now,
                 fax_id,
             ),
         )
+        if exhausted:
+            await self._enqueue_notifications(db, fax_id, "outbound_failed")
+        if exhausted and row["smtplog_id"]:
+            await db.execute(
+                "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
+                (f"fax {fax_id}: {error}", row["smtplog_id"]),
+            )
+
+    async def _fail_reception(self, db: aiosqlite.Connection, fax_id: str, now: float) -> None:
+        text = "reception interrupted (the gateway stopped during reception)"
+        rx = {"success": False, "result_text": text, "total_pages": 0, "pages_received": 0}
+        await db.execute(
+            "UPDATE faxes SET status = 'failed', rx_result = ?, error = ?, pages = 0,"
+            " lease_owner = NULL, lease_expires = NULL, modified = ? WHERE id = ?",
+            (dumps(rx), text, now, fax_id),
+        )
+        await self._enqueue_notifications(db, fax_id, "inbound_failed")
 
     async def fax_attempts(self, fax_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(
             "SELECT number, started, ended, outcome, failure_class, result FROM attempts"
-            " WHERE fax_id = ? ORDER BY number",
+            " WHERE fax_id = ? ORDER BY id",
             (fax_id,),
         )
         return [
@@ -317,18 +352,38 @@ class JobStore(StoreBase):
         )
         return None if row is None or row[0] is None else float(row[0])
 
+    async def next_lease_expiry(self) -> float | None:
+        """When the earliest lease of a transmission or reception runs out (for the reaper)."""
+        row = await self.db.fetchone(
+            "SELECT min(lease_expires) FROM faxes WHERE status = 'processing'"
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
     # -- inbound -------------------------------------------------------------------------------
 
-    async def begin_inbound(self, faxbox: Faxbox, caller: str | None, tsi: str | None) -> str:
-        """An inbound fax starts being received: it shows in ``incoming``."""
+    async def begin_inbound(
+        self,
+        faxbox: Faxbox,
+        caller: str | None,
+        tsi: str | None,
+        owner: str | None = None,
+        lease_s: float | None = None,
+    ) -> str:
+        """An inbound fax starts being received: it shows in ``incoming``.
+
+        With ``owner``, the reception is held under a lease like a transmission, so that a
+        crash mid-call cannot leave it in ``incoming`` for ever (see ``recover_expired``).
+        """
         fax_id = credentials.new_id()
         now = self.clock()
+        expires = now + lease_s if owner is not None and lease_s is not None else None
         async with self.db.transaction() as db:
             await db.execute(
                 "INSERT INTO faxes (id, account_id, faxbox_id, direction, status, from_number,"
                 " to_number, fax_identity_number, fax_timezone, retries, source, notifications,"
-                " render_options, created, modified) VALUES (?, ?, ?, 'inbound', 'processing',"
-                " ?, ?, ?, ?, 1, 'line', ?, '{}', ?, ?)",
+                " render_options, created, modified, lease_owner, lease_expires)"
+                " VALUES (?, ?, ?, 'inbound', 'processing',"
+                " ?, ?, ?, ?, 1, 'line', ?, '{}', ?, ?, ?, ?)",
                 (
                     fax_id,
                     faxbox.account_id,
@@ -340,6 +395,8 @@ class JobStore(StoreBase):
                     dumps({"email": {"send_to": list(faxbox.inbound_notify)}}),
                     now,
                     now,
+                    owner if expires is not None else None,
+                    expires,
                 ),
             )
         return fax_id
@@ -351,15 +408,17 @@ class JobStore(StoreBase):
         tiff: bytes | None,
         pdf: bytes | None,
         pages: int,
-    ) -> None:
-        """Reception ended: ``inbox`` with ``rx_result`` and, if pages arrived, the image."""
+    ) -> bool:
+        """Reception ended: ``inbox`` with ``rx_result`` and, if pages arrived, the image.
+        False if the reception had already been ended (taken back after a lost lease)."""
         now = self.clock()
         status = FaxStatus.COMPLETED if rx_result.get("success") else FaxStatus.FAILED
         async with self.db.transaction() as db:
-            await db.execute(
+            cur = await db.execute(
                 "UPDATE faxes SET status = ?, rx_result = ?, pages = ?, fax_identity_number ="
-                " COALESCE(?, fax_identity_number), error = ?, modified = ?, delivered = ?"
-                " WHERE id = ? AND direction = 'inbound'",
+                " COALESCE(?, fax_identity_number), error = ?, modified = ?, delivered = ?,"
+                " lease_owner = NULL, lease_expires = NULL"
+                " WHERE id = ? AND direction = 'inbound' AND status = 'processing'",
                 (
                     status.value,
                     dumps(rx_result),
@@ -371,6 +430,8 @@ class JobStore(StoreBase):
                     fax_id,
                 ),
             )
+            if cur.rowcount != 1:
+                return False
             for role, data in (("tiff", tiff), ("pdf", pdf)):
                 if data:
                     doc = SourceDocument(
@@ -380,12 +441,61 @@ class JobStore(StoreBase):
                         pages=pages,
                     )
                     await self._link_new_document(db, fax_id, role, 0, doc)
+            event = "inbound_received" if status is FaxStatus.COMPLETED else "inbound_failed"
+            await self._enqueue_notifications(db, fax_id, event)
+        return True
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self.db.fetchall("SELECT status, count(*) FROM faxes GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
 
 
+def interrupted_result(error: str, pages: int, elapsed: float) -> dict[str, Any]:
+    """``tx_result`` of an attempt cut short by a crash: nothing confirmed, the schema's keys."""
+    return {
+        "success": False,
+        "error_message": error,
+        "result_code": None,
+        "result_text": "interrupted",
+        "pages_sent": 0,
+        "total_pages": pages,
+        "fax_speed": 0,
+        "fax_error_correction": False,
+        "fax_receiver_id": None,
+        "fax_bad_rows": 0,
+        "time_elapsed": round(max(0.0, elapsed)),
+        "failure_class": "line",
+    }
+
+
 async def _all(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:
     async with db.execute(sql, params) as cur:
         return list(await cur.fetchall())
+
+
+# Due outbound jobs that may start now: numbers with an active transmission are skipped, one job
+# per number is taken (the oldest), and each account's jobs are numbered after the ones it
+# already has running ("slot"), so that ORDER BY slot lets accounts take turns.
+_DUE_SQL = """
+WITH active AS (
+    SELECT account_id, to_number FROM faxes
+    WHERE status = 'processing' AND direction = 'outbound'
+),
+due AS (
+    SELECT id, account_id, next_attempt_at, created,
+        ROW_NUMBER() OVER (
+            PARTITION BY to_number ORDER BY next_attempt_at, created, id
+        ) AS nth_for_number
+    FROM faxes
+    WHERE status = 'pending' AND direction = 'outbound' AND next_attempt_at <= ?
+        AND to_number NOT IN (SELECT to_number FROM active)
+),
+ranked AS (
+    SELECT id, next_attempt_at, created,
+        ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY next_attempt_at, created, id)
+        + (SELECT count(*) FROM active WHERE active.account_id = due.account_id) AS slot
+    FROM due
+    WHERE nth_for_number = 1
+)
+SELECT id FROM ranked WHERE slot <= ? ORDER BY slot, next_attempt_at, created, id LIMIT ?
+"""

@@ -131,4 +131,33 @@ MIGRATIONS: list[str] = [
     CREATE INDEX attempts_fax ON attempts(fax_id, number);
     CREATE INDEX faxes_active_number ON faxes(to_number) WHERE status = 'processing';
     """,
+    # 3: the API's folder lists read a page by keyset on an index holding only that folder's
+    # rows, so the cost of a page does not grow with the history of the other folder.
+    """
+    CREATE INDEX faxes_folder_active ON faxes(account_id, direction, created, id)
+        WHERE status IN ('attaching_files', 'pending', 'processing');
+    CREATE INDEX faxes_folder_final ON faxes(account_id, direction, created, id)
+        WHERE status IN ('completed', 'failed');
+    """,
+    # 4: notifications (email, SMS) about final outcomes, written in the transaction that makes
+    # the fax final, delivered by the notifier under a lease, retried until sent or dead.
+    """
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        fax_id TEXT NOT NULL REFERENCES faxes(id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL,
+        next_attempt_at REAL,
+        sent REAL,
+        error TEXT,
+        lease_owner TEXT,
+        lease_expires REAL
+    );
+    CREATE INDEX notifications_fax ON notifications(fax_id, id);
+    CREATE INDEX notifications_due ON notifications(state, next_attempt_at);
+    """,
 ]

@@ -32,6 +32,7 @@ _PERMANENT = frozenset(
 )
 
 # Calls that never reach T.30 carry a negated Q.850 cause instead of a T.30 code.
+CAUSE_UNALLOCATED = -1  # "unallocated (unassigned) number": the number does not exist
 CAUSE_USER_BUSY = -17
 CAUSE_NO_ANSWER = -19
 
@@ -42,6 +43,8 @@ def classify(code: int) -> FailureClass | None:
         return None
     if code == CAUSE_USER_BUSY:
         return FailureClass.BUSY
+    if code == CAUSE_UNALLOCATED:
+        return FailureClass.PERMANENT
     if code == CAUSE_NO_ANSWER or code in _NO_FAX_ANSWER:
         return FailureClass.NO_ANSWER
     if code in _PERMANENT:

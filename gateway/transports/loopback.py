@@ -30,7 +30,8 @@ class LoopbackTransport:
 
     ``remotes`` maps a number or ``fnmatch`` glob to a behaviour string (see ``remotes``);
     ``local_numbers(to_number)`` says whether the number is one of our own faxboxes, in which
-    case the remote's received image comes back as ``TxResult.received``.
+    case the remote's received image comes back as ``TxResult.received``. ``pace`` makes each
+    call take that many wall-clock seconds per simulated line second (0: as fast as it runs).
     """
 
     def __init__(
@@ -38,8 +39,10 @@ class LoopbackTransport:
         remotes: Mapping[str, str] | None = None,
         local_numbers: Callable[[str], bool] | None = None,
         executor: Executor | None = None,
+        pace: float = 0.0,
     ) -> None:
         self._directory = RemoteDirectory(remotes or {})
+        self._pace = max(0.0, pace)
         self._local_numbers = local_numbers or _no_local_numbers
         self._owns_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
@@ -52,6 +55,7 @@ class LoopbackTransport:
             call=call,
             remote=self._directory.lookup(call.to_number),
             capture=self._local_numbers(call.to_number),
+            pace=self._pace,
         )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, place_call, request)

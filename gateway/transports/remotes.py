@@ -8,7 +8,8 @@ Config syntax (``[transport.loopback.remotes]``), first matching key in file ord
 
 Behaviours: ``answer``, ``busy``, ``no_answer``, ``hangup_after:N`` (N >= 1), ``noisy`` or
 ``noisy:SNR`` (9-30 dB, default 9: fails; about 17-21: mostly succeeds at a lower speed),
-``refuse``. Measured outcomes per SNR are in docs/transports.md.
+``refuse``, ``invalid_number`` (the network rejects the number: Q.850 cause 1). Measured
+outcomes per SNR are in docs/transports.md.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class RemoteKind(StrEnum):
     HANGUP_AFTER = "hangup_after"
     NOISY = "noisy"
     REFUSE = "refuse"
+    INVALID_NUMBER = "invalid_number"
 
 
 @dataclass(frozen=True)

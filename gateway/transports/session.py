@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import ctypes
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.transports.base import OutboundCall, ReceivedFax, TxResult
-from gateway.transports.classify import CAUSE_NO_ANSWER, CAUSE_USER_BUSY, classify
+from gateway.transports.classify import (
+    CAUSE_NO_ANSWER,
+    CAUSE_UNALLOCATED,
+    CAUSE_USER_BUSY,
+    classify,
+)
 from gateway.transports.linemodel import NoisyLine
 from gateway.transports.posix_tz import posix_tz
 from gateway.transports.remotes import Remote, RemoteKind
@@ -26,6 +32,8 @@ BLOCK = 160  # 20 ms at 8 kHz
 BLOCKS_PER_SECOND = SAMPLE_RATE // BLOCK
 BUSY_SECONDS = 6.0  # post-dial delay plus enough busy tone to recognise it
 NO_ANSWER_SECONDS = 45.0  # ring timeout
+UNALLOCATED_SECONDS = 2.0  # until the network's release with cause 1
+PACE_EVERY_BLOCKS = 5  # with pacing, catch up with the wall clock every 100 ms of line time
 HANGUP_GRACE_BLOCKS = 2 * BLOCKS_PER_SECOND  # the remote still sends MCF for its last page
 DISCONNECT_NOTICE_BLOCKS = BLOCKS_PER_SECOND // 2  # until the network tells us it hung up
 NOISE_SEED = 20240607  # fixed: a given SNR gives the same outcome every run
@@ -40,6 +48,9 @@ class CallRequest:
     call: OutboundCall
     remote: Remote
     capture: bool  # hand back what the remote received (the number is a local faxbox)
+    # Wall-clock seconds per simulated line second: 0 runs as fast as the CPU allows; 1 takes
+    # as long as a real call would. Tests and demos use it to catch a call in progress.
+    pace: float = 0.0
 
 
 def max_line_seconds(pages: int) -> int:
@@ -50,14 +61,23 @@ def max_line_seconds(pages: int) -> int:
 def place_call(request: CallRequest) -> TxResult:
     remote = request.remote
     if remote.kind is RemoteKind.BUSY:
-        return _without_t30(CAUSE_USER_BUSY, "Busy", BUSY_SECONDS)
+        return _paced(_without_t30(CAUSE_USER_BUSY, "Busy", BUSY_SECONDS), request.pace)
     if remote.kind is RemoteKind.NO_ANSWER:
-        return _without_t30(CAUSE_NO_ANSWER, "No answer", NO_ANSWER_SECONDS)
+        return _paced(_without_t30(CAUSE_NO_ANSWER, "No answer", NO_ANSWER_SECONDS), request.pace)
+    if remote.kind is RemoteKind.INVALID_NUMBER:
+        text = "Unallocated (unassigned) number"
+        return _paced(_without_t30(CAUSE_UNALLOCATED, text, UNALLOCATED_SECONDS), request.pace)
     if request.call.tiff[:4] not in _TIFF_MAGIC:
         # Not worth a call (and libtiff would complain on stderr): fail as spandsp would.
         return _without_t30(T30_ERR_BADTIFF, completion_text(T30_ERR_BADTIFF), 0.0)
     with tempfile.TemporaryDirectory(prefix="fax-line-") as tmp:
         return _run_t30(request, Path(tmp))
+
+
+def _paced(result: TxResult, pace: float) -> TxResult:
+    if pace > 0:
+        time.sleep(result.line_seconds * pace)
+    return result
 
 
 def _without_t30(cause: int, text: str, seconds: float) -> TxResult:
@@ -95,7 +115,7 @@ def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
         # that is how a remote refuses the document (T30_ERR_RX_INCAPABLE at our end).
         if remote.kind is not RemoteKind.REFUSE:
             machine.set_rx_file(str(rx_path))
-        blocks = _pump(gateway, machine, remote, max_line_seconds(call.pages))
+        blocks = _pump(gateway, machine, remote, max_line_seconds(call.pages), request.pace)
         sent, got = gateway.stats(), machine.stats()
         code = gateway.completion if gateway.completion is not None else sent.status
         receiver_id = gateway.remote_ident()
@@ -107,7 +127,9 @@ def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
     return _result(code, sent, receiver_id, blocks / BLOCKS_PER_SECOND, received)
 
 
-def _pump(gateway: FaxEndpoint, machine: FaxEndpoint, remote: Remote, max_seconds: int) -> int:
+def _pump(
+    gateway: FaxEndpoint, machine: FaxEndpoint, remote: Remote, max_seconds: int, pace: float = 0.0
+) -> int:
     """Exchange audio until both sides reached phase E; return the number of 20 ms blocks."""
     to_machine = (ctypes.c_int16 * BLOCK)()
     to_gateway = (ctypes.c_int16 * BLOCK)()
@@ -126,7 +148,12 @@ def _pump(gateway: FaxEndpoint, machine: FaxEndpoint, remote: Remote, max_second
         machine.on_phase_d = on_page
 
     limit = max_seconds * BLOCKS_PER_SECOND
+    started = time.monotonic()
     while not (gateway.finished and machine.finished) and blocks < limit:
+        if pace > 0 and blocks % PACE_EVERY_BLOCKS == 0:
+            ahead = blocks / BLOCKS_PER_SECOND * pace - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
         on_hook = bool(hangup_at) and blocks >= hangup_at[0]
         gateway.tx(to_machine, BLOCK)
         if on_hook:

@@ -185,6 +185,31 @@ async def test_refused_document_is_permanent(
     assert result.error_message == "Far end is not able to receive"
 
 
+async def test_unallocated_number_is_permanent_without_a_call(make_call: MakeCall) -> None:
+    line = LoopbackTransport({"+15550000007": "invalid_number"})
+    try:
+        result = await line.send(make_call("+15550000007"))
+    finally:
+        await line.close()
+    assert result.failure_class is FailureClass.PERMANENT
+    assert result.result_code == -1
+    assert result.error_message == "Unallocated (unassigned) number"
+    assert result.pages_sent == 0
+
+
+@pytest.mark.parametrize("behaviour", ["answer", "busy"])
+async def test_pace_makes_a_call_take_wall_clock_time(make_call: MakeCall, behaviour: str) -> None:
+    line = LoopbackTransport({"*": behaviour}, pace=0.02)
+    try:
+        started = time.monotonic()
+        result = await line.send(make_call("+15551230000"))
+        took = time.monotonic() - started
+    finally:
+        await line.close()
+    # 20 ms of wall clock per simulated second: ~0.4 s for a one-page call, 0.12 s for busy.
+    assert result.line_seconds * 0.02 * 0.9 <= took <= result.line_seconds * 0.02 + 0.5
+
+
 async def test_glob_remote(transport: LoopbackTransport, make_call: MakeCall) -> None:
     result = await transport.send(make_call("+16665551234"))
     assert result.failure_class is FailureClass.BUSY

@@ -4,7 +4,12 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.transports.base import FailureClass
-from gateway.transports.classify import CAUSE_NO_ANSWER, CAUSE_USER_BUSY, classify
+from gateway.transports.classify import (
+    CAUSE_NO_ANSWER,
+    CAUSE_UNALLOCATED,
+    CAUSE_USER_BUSY,
+    classify,
+)
 from gateway.transports.posix_tz import posix_tz
 from gateway.transports.remotes import (
     DEFAULT_NOISY_SNR_DB,
@@ -25,6 +30,7 @@ from gateway.transports.remotes import (
         ("noisy", Remote(RemoteKind.NOISY, snr_db=DEFAULT_NOISY_SNR_DB)),
         ("noisy:15.5", Remote(RemoteKind.NOISY, snr_db=15.5)),
         ("refuse", Remote(RemoteKind.REFUSE)),
+        ("invalid_number", Remote(RemoteKind.INVALID_NUMBER)),
     ],
 )
 def test_parse_behaviours(text: str, expected: Remote) -> None:
@@ -76,6 +82,7 @@ def test_exact_key_with_glob_characters_matches_literally() -> None:
         (0, None),
         (CAUSE_USER_BUSY, FailureClass.BUSY),
         (CAUSE_NO_ANSWER, FailureClass.NO_ANSWER),
+        (CAUSE_UNALLOCATED, FailureClass.PERMANENT),  # the number does not exist
         (3, FailureClass.NO_ANSWER),  # T1 expired: nobody spoke T.30
         (9, FailureClass.PERMANENT),  # far end not able to receive
         (11, FailureClass.PERMANENT),  # resolution not supported

@@ -1,0 +1,124 @@
+"""The render stage: SMTP intake -> ``attaching_files`` -> ``pending`` or ``failed``, with the
+real render pool and a real SQLite store."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import pypdf
+import pytest
+from PIL import Image
+
+from gateway.config import Settings
+from gateway.documents.pool import RenderPool
+from gateway.models import FaxStatus
+from gateway.pipeline import RenderStage
+from gateway.store import Store
+from tests.builders import image_bytes, make_email, pdf_bytes
+from tests.conftest import Clock, SmtpHarness, Tenant
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[RenderPool]:
+    render_pool = RenderPool(2, 30)
+    yield render_pool
+    await render_pool.close()
+
+
+async def submit(smtp: SmtpHarness, *attachments: tuple[bytes, str, str], to: str) -> str:
+    await smtp.send(make_email(to=to, attachments=list(attachments)))
+    [entry] = [
+        e for e in await smtp.store.recent_smtplog(None, 100) if e.recipients[0].address == to
+    ]
+    assert entry.reply_code == 250, entry
+    [fax_id] = entry.fax_ids
+    return fax_id
+
+
+async def test_attaching_files_becomes_pending_with_the_fax_image_and_its_pdf(
+    smtp: SmtpHarness,
+    tenant: Tenant,
+    store: Store,
+    settings: Settings,
+    pool: RenderPool,
+    clock: Clock,
+) -> None:
+    fax_id = await submit(
+        smtp, (pdf_bytes(2), "application/pdf", "two.pdf"), to="+14155550123@fax.test"
+    )
+    assert (await store.get_fax(fax_id)).status is FaxStatus.ATTACHING_FILES
+    ready: list[str] = []
+    stage = RenderStage(store, pool, settings, on_ready=lambda: ready.append("ready"))
+    await stage.run_until_idle()
+
+    fax = await store.get_fax(fax_id)
+    assert (fax.status, fax.pages, fax.folder) == (FaxStatus.PENDING, 2, "outgoing")
+    assert fax.next_attempt_at == clock.now  # due at once
+    assert ready == ["ready"]  # the worker is woken
+    [tiff] = await store.fax_documents(fax_id, "tiff")
+    [pdf] = await store.fax_documents(fax_id, "pdf")
+    assert tiff.pages == pdf.pages == 2
+    with Image.open(io.BytesIO(tiff.data)) as image:
+        assert image.n_frames == 2
+        assert image.size[0] == 1728
+    assert len(pypdf.PdfReader(io.BytesIO(pdf.data)).pages) == 2
+    # The render lease is gone: the job can be claimed for sending right away.
+    [claim] = await store.claim_due("worker", 60, 10, 5)
+    assert claim.fax.id == fax_id
+
+
+async def test_a_corrupt_document_fails_its_job_naming_the_document(
+    smtp: SmtpHarness,
+    tenant: Tenant,
+    store: Store,
+    settings: Settings,
+    pool: RenderPool,
+    clock: Clock,
+) -> None:
+    png = image_bytes("PNG", (1200, 900))
+    broken = png[: len(png) // 2]  # the header is whole (SMTP accepts it), the pixels are not
+    bad = await submit(
+        smtp,
+        (pdf_bytes(1), "application/pdf", "cover.pdf"),
+        (broken, "image/png", "scan.png"),
+        to="+14155550123@fax.test",
+    )
+    good = await submit(
+        smtp, (pdf_bytes(1), "application/pdf", "fine.pdf"), to="+14155550124@fax.test"
+    )
+    clock.advance(3)
+    await RenderStage(store, pool, settings).run_until_idle()
+
+    fax = await store.get_fax(bad)
+    assert (fax.status, fax.folder, fax.attempts) == (FaxStatus.FAILED, "outbox", 0)
+    assert fax.error is not None and fax.error.startswith("scan.png: ")
+    tx = fax.tx_result
+    assert tx is not None
+    assert tx["success"] is False
+    assert tx["error_message"] == fax.error
+    assert "PNG" in tx["error_message"]
+    assert (tx["pages_sent"], tx["time_elapsed"], tx["failure_class"]) == (0, 3, "permanent")
+    # The admin reading the smtplog sees why the message it accepted never went out.
+    entry = await store.get_smtplog(fax.smtplog_id or "")
+    assert entry.reply_code == 250
+    assert entry.errors == [f"fax {bad}: {fax.error}"]
+    # The other job was not hurt.
+    assert (await store.get_fax(good)).status is FaxStatus.PENDING
+    assert await store.claim_due("worker", 60, 10, 5) != []
+
+
+async def test_one_message_to_two_numbers_renders_two_jobs(
+    smtp: SmtpHarness, tenant: Tenant, store: Store, settings: Settings, pool: RenderPool
+) -> None:
+    msg = make_email(
+        to=["+14155550123@fax.test", "+14155550124@fax.test"],
+        attachments=[(image_bytes("JPEG", (1600, 1200)), "image/jpeg", "photo.jpg")],
+    )
+    await smtp.send(msg)
+    [entry] = await store.recent_smtplog(None, 10)
+    assert len(entry.fax_ids) == 2
+    await RenderStage(store, pool, settings).run_until_idle()
+    for fax_id in entry.fax_ids:
+        fax = await store.get_fax(fax_id)
+        assert (fax.status, fax.pages) == (FaxStatus.PENDING, 1)
