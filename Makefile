@@ -7,7 +7,10 @@ CONFIG ?= config/gateway.toml
 
 # Debian packages: the T.30 engine for the loopback line, and the tools the tests read back with.
 RUN_DEBS := libspandsp2
-TEST_DEBS := libspandsp2 tesseract-ocr tesseract-ocr-eng libtiff-tools
+# postfix: the relay test runs a private instance of its own (installed "No configuration", so
+# the system's Postfix is neither configured nor started);
+# systemd: systemd-analyze and systemd-sysusers check the unit file offline.
+TEST_DEBS := libspandsp2 tesseract-ocr tesseract-ocr-eng libtiff-tools postfix systemd
 BENCH_DEBS := ghostscript postfix
 
 .PHONY: run test lint typecheck pytest debs-run debs-test debs-bench bench clean
@@ -40,6 +43,9 @@ define ensure_debs
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
+	    case " $$missing " in *" postfix "*) \
+	      echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections;; \
+	    esac; \
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi

@@ -96,6 +96,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         serve(settings, config_path(args.config))
         return 0
     if args.command == "check-config":
+        from gateway.notify import check_settings
+
+        check_settings(settings.notifications)  # templates, TLS files: as the daemon would
         print(f"configuration ok: {config_path(args.config)}")
         return 0
     if admin.handles(args):

@@ -63,7 +63,8 @@ class SmtpSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    admin_token: str | None = None
+    # Sees every account: long enough that guessing it is hopeless.
+    admin_token: str | None = Field(default=None, min_length=16)
     max_body_bytes: int = Field(default=25 * MIB, gt=0)
     cors_allow_origin: str = "*"
     cursor_secret: str | None = None

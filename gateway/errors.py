@@ -73,7 +73,9 @@ class SenderDeniedError(AddressError):
 
 
 class MessageError(GatewayError):
-    pass
+    """``parts`` describes the message's parts (content type, client file name) when known."""
+
+    parts: tuple[dict[str, str], ...] = ()
 
 
 class NoDocumentError(MessageError):
@@ -116,7 +118,7 @@ class TransmitError(GatewayError):
 
 class DeliveryError(GatewayError):
     """A notification (email, SMS) was not delivered; ``permanent`` means retrying cannot help
-    (the smarthost refused the recipient with a 5xx, the webhook answered 4xx)."""
+    (the smarthost called the address bad, the webhook answered 4xx)."""
 
     def __init__(self, message: str, permanent: bool = False) -> None:
         super().__init__(message)

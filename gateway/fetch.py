@@ -51,8 +51,8 @@ def refusal(address: IPAddress, allow: Sequence[IPNetwork] = ()) -> str | None:
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("unspecified", address.is_unspecified),
+        ("private", address.is_private),
     ):
         if hit:
             return kind
@@ -186,7 +186,8 @@ class _Request:
     def part(self) -> str:
         """The URL as errors name it: without query or credentials, which may be secrets."""
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+        host = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{host}{parts.path}"
 
 
 def _parse_request(request: dict[str, Any]) -> _Request:

@@ -7,6 +7,7 @@ part's real type is found from its bytes, not its label or file name.
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 import html
 import re
@@ -22,6 +23,7 @@ from gateway.documents.inspect import (
 )
 from gateway.errors import (
     DocumentError,
+    MessageError,
     NoDocumentError,
     TooManyPagesError,
     UnsupportedDocumentError,
@@ -63,6 +65,24 @@ class IntakeOptions:
     limits: InspectLimits = field(default_factory=InspectLimits)
 
 
+@dataclass(frozen=True)
+class PartInfo:
+    """One leaf part as the sender labelled it, and what intake made of it (for the smtplog)."""
+
+    content_type: str
+    filename: str | None  # the client's file name, never a path of ours
+    outcome: str  # document, body, skipped (an inline logo), unsupported, ignored, rejected
+    pages: int | None = None
+
+    def view(self) -> dict[str, str]:
+        data = {"content_type": self.content_type, "outcome": self.outcome}
+        if self.filename:
+            data["filename"] = self.filename
+        if self.pages is not None:
+            data["pages"] = str(self.pages)
+        return data
+
+
 @dataclass
 class ParsedMessage:
     message_id: str | None = None
@@ -72,6 +92,7 @@ class ParsedMessage:
     documents: list[SourceDocument] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    parts: list[PartInfo] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -84,35 +105,61 @@ def parse_headers(raw: bytes) -> EmailMessage:
     return message
 
 
+# What the stdlib parser raises on input it cannot make sense of (it is lenient; these are rare).
+_MALFORMED = (
+    ValueError,
+    LookupError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    UnicodeError,
+    AssertionError,
+    RecursionError,
+    email.errors.MessageError,
+)
+
+
 def read_message(raw: bytes, options: IntakeOptions) -> ParsedMessage:
-    """Parse and validate; raise a MessageError subclass if nothing can be faxed."""
+    """Parse and validate; raise a MessageError subclass if nothing can be faxed.
+
+    A raised MessageError carries ``parts``: the parts seen so far, for the smtplog.
+    """
+    parsed = ParsedMessage()
+    try:
+        _read_into(parsed, raw, options)
+    except MessageError as exc:
+        exc.parts = tuple(p.view() for p in parsed.parts)
+        raise
+    return parsed
+
+
+def _read_into(parsed: ParsedMessage, raw: bytes, options: IntakeOptions) -> None:
     try:
         message = parse_headers(raw)
-        parsed = ParsedMessage(
-            message_id=_header(message, "Message-ID"),
-            subject=_header(message, "Subject"),
-            from_header=_header(message, "From"),
-        )
+        parsed.message_id = _header(message, "Message-ID")
+        parsed.subject = _header(message, "Subject")
+        parsed.from_header = _header(message, "From")
         walker = _Walker(parsed, options)
         walker.walk(message, depth=0, top=True)
-    except (DocumentError, TooManyPagesError):
+    except MessageError:
         raise
-    except (ValueError, LookupError, TypeError, AttributeError, IndexError, UnicodeError) as exc:
+    except _MALFORMED as exc:
         raise DocumentError("message", f"malformed MIME ({type(exc).__name__})") from exc
+    if parsed.unsupported and not parsed.documents:
+        # The sender attached something to fax; the body text must not stand in for it.
+        raise UnsupportedDocumentError(
+            "unsupported document type: " + ", ".join(dict.fromkeys(parsed.unsupported))
+        )
     body_doc = text_document(parsed.body, "body.txt") if parsed.body else None
     if body_doc and (options.include_body or not parsed.documents):
         parsed.documents.insert(0, body_doc)
+        parsed.parts.insert(0, PartInfo("text/plain", None, "body", body_doc.pages))
     if not parsed.documents:
-        if parsed.unsupported:
-            raise UnsupportedDocumentError(
-                "unsupported document type: " + ", ".join(sorted(set(parsed.unsupported)))
-            )
         raise NoDocumentError("no fax document in message")
     if parsed.pages > options.limits.max_pages:
         raise TooManyPagesError(
             f"{parsed.pages} pages exceed the limit of {options.limits.max_pages}"
         )
-    return parsed
 
 
 def _header(message: Message, name: str) -> str | None:
@@ -154,6 +201,7 @@ class _Walker:
     def leaf(self, part: Message, ctype: str, top: bool) -> None:
         attached = part.get_content_disposition() == "attachment"
         filename = _safe_filename(part.get_filename())
+        parts = self.parsed.parts
         if ctype == "text/plain" and not attached and not filename:
             if top and self.parsed.body is None:
                 self.parsed.body = _clean_text(_text_of(part))
@@ -162,29 +210,45 @@ class _Walker:
             if top and self.html_body is None:
                 self.html_body = _clean_text(_html_to_text(_text_of(part)))
             return
-        if ctype == "text/plain":
+        if ctype == "text/plain" and sniff(_raw_payload(part)) is None:
             name = filename or self._name(DocumentKind.TEXT)
             text = _clean_text(_text_of(part))
             if text:
-                self.parsed.documents.append(text_document(text, name))
+                doc = text_document(text, name)
+                self.parsed.documents.append(doc)
+                parts.append(PartInfo(ctype, filename, "document", doc.pages))
+            else:
+                parts.append(PartInfo(ctype, filename, "ignored"))
+            self._check_pages(name)
             return
         data = part.get_payload(decode=True)
         if not isinstance(data, bytes) or not data:
             if ctype in FAX_TYPES:
                 raise DocumentError(filename or ctype, "empty document")
+            parts.append(PartInfo(ctype, filename, "ignored"))
             return
         kind = sniff(data)
         if kind is None:
             if ctype in FAX_TYPES:
                 raise DocumentError(filename or ctype, f"labelled {ctype} but is not one")
-            if ctype not in IGNORED_TYPES and not ctype.startswith(("text/", "multipart/")):
-                self.parsed.unsupported.append(ctype)
+            if ctype in IGNORED_TYPES or ctype.startswith(("text/", "multipart/")):
+                parts.append(PartInfo(ctype, filename, "ignored"))
+            else:
+                self.parsed.unsupported.append(f"{filename} ({ctype})" if filename else ctype)
+                parts.append(PartInfo(ctype, filename, "unsupported"))
             return
         name = filename or self._name(kind)
         if kind in _IMAGE_KINDS and not attached and self._is_decoration(data):
             self.parsed.skipped.append(name)
+            parts.append(PartInfo(ctype, filename, "skipped"))
             return
-        self.parsed.documents.append(inspect_binary(data, name, self.options.limits))
+        parts.append(PartInfo(ctype, filename, "rejected"))  # until it passes inspection
+        doc = inspect_binary(data, name, self.options.limits)
+        parts[-1] = PartInfo(ctype, filename, "document", doc.pages)
+        self.parsed.documents.append(doc)
+        self._check_pages(name)
+
+    def _check_pages(self, name: str) -> None:
         if self.parsed.pages > self.options.limits.max_pages:
             raise TooManyPagesError(f"more than {self.options.limits.max_pages} pages (at {name})")
 
@@ -203,6 +267,11 @@ def _preferred_alternative(children: list[Message]) -> Message:
     return children[-1]
 
 
+def _raw_payload(part: Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
 def _text_of(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
@@ -215,8 +284,13 @@ def _text_of(part: Message) -> str:
         return payload.decode("latin-1")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
 def _clean_text(text: str) -> str | None:
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """Text with normalized line ends and no control characters (tab and form feed stay);
+    None if nothing printable is left."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     return text if text.strip() else None
 
 

@@ -104,10 +104,9 @@ class RenderStage:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            started = await self.run_once()
-            if started:
+            self.wake.clear()  # before claiming: new mail or a freed slot meanwhile wakes us
+            if await self.run_once():
                 continue
-            self.wake.clear()
             await wait_any(stop, self.wake, within=self.settings.worker.poll_s * 5)
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -116,23 +115,30 @@ class RenderStage:
         """Claim what can start now and start it; the number started."""
         free = self.capacity - len(self.tasks)  # claim no more than can run now
         if free <= 0:
-            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-            return 0
+            return 0  # a finishing render sets ``wake``
         try:
             faxes = await self.store.claim_attaching(self.owner, self.lease_s, free)
         except StorageError:
             log.exception("render: cannot claim jobs")
             return 0
         for fax in faxes:
-            task = asyncio.create_task(self.render(fax))
+            task = asyncio.create_task(self.render(fax), name=f"render-{fax.id}")
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._finished)
         return len(faxes)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.wake.set()  # a render slot is free: claim the next job now, not at the next poll
 
     async def run_until_idle(self) -> None:
         """Render everything waiting now (tests and tools: arq's burst mode)."""
-        while await self.run_once() or self.tasks:
-            await asyncio.gather(*self.tasks)
+        while True:
+            if await self.run_once():
+                continue
+            if not self.tasks:
+                return
+            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
 
     async def render(self, fax: Fax) -> None:
         renewer = asyncio.create_task(self._renew(fax.id))

@@ -254,6 +254,18 @@ class Worker:
             fax.pages or 0,
             result.fax_speed,
             fax.message_id,
+            extra={  # fields of the JSON log format (gateway.logs)
+                "event": "attempt",
+                "fax_id": fax.id,
+                "attempt": claim.attempt,
+                "to_number": fax.to_number,
+                "outcome": outcome if recorded else "lost-lease",
+                "failure_class": cls,
+                "pages_sent": result.pages_sent,
+                "line_seconds": round(result.line_seconds, 1),
+                "message_id": fax.message_id,
+                "smtplog_id": fax.smtplog_id,
+            },
         )
         if recorded and outcome != "retry":
             self.on_finished(fax.id)

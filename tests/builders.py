@@ -68,8 +68,20 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (800, 600), frames: in
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=8)
 def tiff_bytes(frames: int = 1) -> bytes:
-    return image_bytes("TIFF", (1728, 2200), frames)
+    """A fax-like TIFF: 1 bit, G4 compressed, one frame per page."""
+    images = []
+    for n in range(frames):
+        image = Image.new("1", (1728, 2200), 1)
+        ImageDraw.Draw(image).text((100, 100 + 40 * n), f"TIFF page {n + 1}", fill=0)
+        images.append(image)
+    buf = io.BytesIO()
+    images[0].save(
+        buf, "TIFF", compression="group4", dpi=(204, 196), save_all=True,
+        append_images=images[1:],
+    )
+    return buf.getvalue()
 
 
 def make_email(

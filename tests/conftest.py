@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import smtplib
 import ssl
@@ -18,6 +19,7 @@ from gateway.models import Faxbox, SmtpLogEntry
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
 from gateway.store import Store
+from gateway.store.rows import smtplog_from_row
 
 
 class Clock:
@@ -136,6 +138,7 @@ def transact(
     rcpts: list[str] | None = None,
     data: bytes | str | EmailMessage | None = None,
     mail_options: tuple[str, ...] = (),
+    fix_eols: bool = True,
 ) -> Outcome:
     """MAIL, each RCPT, then DATA if a recipient was accepted; no exception on refusals."""
     client.ehlo_or_helo_if_needed()
@@ -150,6 +153,9 @@ def transact(
         return outcome
     if isinstance(data, EmailMessage):
         data = data.as_bytes()
+    if isinstance(data, bytes) and fix_eols:
+        # smtplib sends bytes as they are; SMTP lines end with CRLF (aiosmtpd insists).
+        data = re.sub(rb"\r?\n", b"\r\n", data)
     try:
         code, text = client.data(data)
     except smtplib.SMTPDataError as exc:
@@ -209,8 +215,9 @@ class SmtpHarness:
         return result
 
     async def smtplog(self) -> list[SmtpLogEntry]:
-        """All smtplog rows, oldest first."""
-        return list(reversed(await self.store.recent_smtplog(None, 10_000)))
+        """All smtplog rows in the order they were written (the test clock stands still)."""
+        rows = await self.store.db.fetchall("SELECT * FROM smtplog ORDER BY rowid")
+        return [smtplog_from_row(row) for row in rows]
 
 
 async def start_smtp(store: Store, settings: Settings, clock: Clock) -> SmtpHarness:
@@ -291,3 +298,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class RawClient:
+    """A bare socket SMTP client, for what smtplib will not do (vanish mid-DATA, PROXY)."""
+
+    def __init__(self, host: str, port: int, preamble: bytes = b"") -> None:
+        self.sock = socket.create_connection((host, port), timeout=30)
+        if preamble:
+            self.sock.sendall(preamble)
+        self.buffer = b""
+        self.banner = self.reply()
+
+    def reply(self) -> str:
+        """Read one (possibly multi-line) reply; '' if the server closed the connection."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return "\n".join(lines)
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line.decode())
+            if line[3:4] != b"-":
+                return "\n".join(lines)
+
+    def cmd(self, line: str) -> str:
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def closed_by_server(self) -> bool:
+        """Block until the server closes the connection; True if it sent nothing more."""
+        return self.reply() == ""
+
+    def close(self) -> None:
+        self.sock.close()

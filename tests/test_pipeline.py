@@ -3,8 +3,11 @@ real render pool and a real SQLite store."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pypdf
 import pytest
@@ -16,7 +19,7 @@ from gateway.models import FaxStatus
 from gateway.pipeline import RenderStage
 from gateway.store import Store
 from tests.builders import image_bytes, make_email, pdf_bytes
-from tests.conftest import Clock, SmtpHarness, Tenant
+from tests.conftest import Clock, SmtpHarness, Tenant, make_settings
 
 
 @pytest.fixture
@@ -76,12 +79,14 @@ async def test_a_corrupt_document_fails_its_job_naming_the_document(
     pool: RenderPool,
     clock: Clock,
 ) -> None:
-    png = image_bytes("PNG", (1200, 900))
-    broken = png[: len(png) // 2]  # the header is whole (SMTP accepts it), the pixels are not
+    jpeg = image_bytes("JPEG", (1200, 900))
+    # The header is whole, so SMTP intake (which reads headers, never pixels) accepts it;
+    # half the pixels are missing, which only rendering finds out.
+    broken = jpeg[: len(jpeg) // 2]
     bad = await submit(
         smtp,
         (pdf_bytes(1), "application/pdf", "cover.pdf"),
-        (broken, "image/png", "scan.png"),
+        (broken, "image/jpeg", "scan.jpg"),
         to="+14155550123@fax.test",
     )
     good = await submit(
@@ -92,12 +97,12 @@ async def test_a_corrupt_document_fails_its_job_naming_the_document(
 
     fax = await store.get_fax(bad)
     assert (fax.status, fax.folder, fax.attempts) == (FaxStatus.FAILED, "outbox", 0)
-    assert fax.error is not None and fax.error.startswith("scan.png: ")
+    assert fax.error is not None and fax.error.startswith("scan.jpg: ")
     tx = fax.tx_result
     assert tx is not None
     assert tx["success"] is False
     assert tx["error_message"] == fax.error
-    assert "PNG" in tx["error_message"]
+    assert "JPEG" in tx["error_message"]
     assert (tx["pages_sent"], tx["time_elapsed"], tx["failure_class"]) == (0, 3, "permanent")
     # The admin reading the smtplog sees why the message it accepted never went out.
     entry = await store.get_smtplog(fax.smtplog_id or "")
@@ -122,3 +127,28 @@ async def test_one_message_to_two_numbers_renders_two_jobs(
     for fax_id in entry.fax_ids:
         fax = await store.get_fax(fax_id)
         assert (fax.status, fax.pages) == (FaxStatus.PENDING, 1)
+
+
+async def test_more_jobs_than_render_slots_render_without_waiting_for_the_poll(
+    smtp: SmtpHarness, tenant: Tenant, store: Store, pool: RenderPool, tmp_path: Path
+) -> None:
+    numbers = [f"+1415555012{n}@fax.test" for n in range(3)]
+    await smtp.send(
+        make_email(to=numbers, attachments=[(pdf_bytes(1), "application/pdf", "a.pdf")])
+    )
+    [entry] = await store.recent_smtplog(None, 10)
+    # One render slot and a one-minute poll: only the wake-up of a finished render can start
+    # the next job in time.
+    settings = make_settings(tmp_path, render={"workers": 1}, worker={"poll_s": 60})
+    stage = RenderStage(store, pool, settings)
+    stop = asyncio.Event()
+    run = asyncio.create_task(stage.run(stop))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        faxes = [await store.get_fax(fax_id) for fax_id in entry.fax_ids]
+        if all(f.status is FaxStatus.PENDING for f in faxes):
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(run, 10)
+    assert [f.status for f in faxes] == [FaxStatus.PENDING] * 3

@@ -421,9 +421,10 @@ async def test_too_many_sessions(start_server: StartServer, tenant: Tenant) -> N
 
             out = transact(first, data=fax_mail())
             assert out.data is not None
-        return refused.value.smtp_code, refused.value.smtp_error, out.data[0], first.noop()[0]
+            return refused.value.smtp_code, refused.value.smtp_error, out.data[0], first.noop()[0]
 
-    code, text, first_reply, _ = await smtp.thread(conversation)
+    code, text, first_reply, noop = await smtp.thread(conversation)
+    assert noop == 250
     assert code == 421
     assert text.decode().startswith("4.3.2 ")
     assert first_reply == 250

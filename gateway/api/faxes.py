@@ -95,18 +95,20 @@ async def act_on_fax(call: Call) -> Response:
         raise field_error("action", "enum", f"invalid action; {folder} supports {expected!r}")
     overrides = parse_model(FaxFields, data if isinstance(data, dict) else {})
     settings = call.api.settings
+    faxbox = await _faxbox(call, overrides.faxbox_id or fax.faxbox_id)
+    region = intake.region_of(settings, faxbox)
+    role: str | None
     if fax.direction is Direction.OUTBOUND:
-        faxbox = await _faxbox(call, overrides.faxbox_id or fax.faxbox_id)
-        job = intake.apply(overrides, intake.copy_of(fax), intake.region_of(settings, faxbox))
+        job = intake.apply(overrides, intake.copy_of(fax), region)
+        if faxbox is not None:
+            job = replace(job, faxbox_id=faxbox.id)
         role = "original"
     else:
-        faxbox = await _faxbox(call, overrides.faxbox_id or fax.faxbox_id)
-        base = intake.base_job(call.account_id, settings, faxbox)
-        job = intake.apply(overrides, base, intake.region_of(settings, faxbox))
+        job = intake.apply(overrides, intake.base_job(call.account_id, settings, faxbox), region)
         role = "tiff"  # the received fax image is the document to send on
     intake.require_numbers(job)
     if "document" in overrides.model_fields_set and job.document_request is not None:
-        role = "none"  # the client named a new document: fetch that one instead
+        role = None  # the client named a new document: fetch that one instead
     fax_id = await call.store.create_fax_copy(job, fax.id, role)
     return await _created(call, fax_id)
 

@@ -7,9 +7,10 @@ from starlette.responses import Response
 
 from gateway.api.context import Call
 from gateway.api.faxes import FOLDERS
-from gateway.api.paging import page_response, parse_list_query
+from gateway.api.paging import list_response, parse_list_query
 from gateway.api.responses import envelope
 from gateway.models import Fax, SmtpLogEntry
+from gateway.store.listing import Window
 from gateway.views import fax_summary, smtplog_summary, smtplog_view
 
 FINAL_FOLDERS = frozenset({"outbox", "inbox"})
@@ -33,12 +34,15 @@ async def list_folder(call: Call) -> Response:
     query = parse_list_query(call.request, f"{call.account_id}:{folder}", api.clock(), api.cursors)
     filters = dict(query.filters)
     implied = {"folder": folder, "direction": direction.value}
-    rows: list[Fax] = []
-    if all(filters.pop(name, implied[name]) == implied[name] for name in _IMPLIED):
-        rows = await call.store.list_faxes(
-            call.account_id, direction, folder in FINAL_FOLDERS, query.window(), filters
-        )
-    return page_response(call.request, query, rows, _fax_key, fax_summary, api.cursors)
+    possible = all(filters.pop(name, implied[name]) == implied[name] for name in _IMPLIED)
+
+    async def fetch(window: Window) -> list[Fax]:
+        if not possible:
+            return []
+        final = folder in FINAL_FOLDERS
+        return await call.store.list_faxes(call.account_id, direction, final, window, filters)
+
+    return await list_response(call.request, query, fetch, _fax_key, fax_summary, api.cursors)
 
 
 async def list_smtplog(call: Call) -> Response:
@@ -47,8 +51,11 @@ async def list_smtplog(call: Call) -> Response:
     account = call.account_id or None
     scope = f"{account}:smtplog" if account else "admin:smtplog"
     query = parse_list_query(call.request, scope, api.clock(), api.cursors)
-    rows = await call.store.list_smtplog(account, query.window())
-    return page_response(call.request, query, rows, _log_key, smtplog_summary, api.cursors)
+
+    async def fetch(window: Window) -> list[SmtpLogEntry]:
+        return await call.store.list_smtplog(account, window)
+
+    return await list_response(call.request, query, fetch, _log_key, smtplog_summary, api.cursors)
 
 
 async def get_smtplog(call: Call) -> Response:

@@ -117,6 +117,16 @@ def _data_of(model: type[BaseModel]) -> dict[str, Any]:
     return {"type": "object", "properties": {"data": _ref(model)}, "required": ["data"]}
 
 
+def _json(schema: dict[str, Any], model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """A JSON media type; with the model's example, wrapped in Kazoo's envelope."""
+    media: dict[str, Any] = {"schema": schema}
+    extra = model.model_config.get("json_schema_extra") if model else None
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    if isinstance(examples, list) and examples:
+        media["example"] = {"data": examples[0]}
+    return media
+
+
 def _request_body(body: Body) -> dict[str, Any] | None:
     if body == "none":
         return None
@@ -135,18 +145,18 @@ def _request_body(body: Body) -> dict[str, Any] | None:
         return {
             "required": True,
             "content": {
-                "application/json": {"schema": _data_of(schemas.FaxIn)},
+                "application/json": _json(_data_of(schemas.FaxIn), schemas.FaxIn),
                 "multipart/mixed": {"schema": upload},
                 "multipart/form-data": {"schema": upload},
             },
         }
-    schema = {
-        "action": _ref(schemas.ActionIn),
-        "faxbox": _data_of(schemas.FaxboxIn),
-        "faxbox_patch": _data_of(schemas.FaxboxFields),
-        "api_auth": _ref(schemas.ApiAuthIn),
+    media = {
+        "action": _json(_ref(schemas.ActionIn)),
+        "faxbox": _json(_data_of(schemas.FaxboxIn), schemas.FaxboxIn),
+        "faxbox_patch": _json(_data_of(schemas.FaxboxFields)),
+        "api_auth": _json(_ref(schemas.ApiAuthIn)),
     }[body]
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+    return {"required": True, "content": {"application/json": media}}
 
 
 def _operation(op: Op) -> dict[str, Any]:

@@ -8,9 +8,10 @@ Unknown parameters (jQuery's ``_=``, ``status=``) are ignored.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -18,12 +19,13 @@ from starlette.responses import Response
 
 from gateway.api.cursor import Cursor, CursorSigner
 from gateway.api.errors import field_error
-from gateway.api.responses import envelope
+from gateway.api.responses import dumps, envelope_json
 from gateway.store.listing import Window
 from gateway.views import GREGORIAN_OFFSET, gregorian
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+UNPAGINATED_CHUNK = 1000
 # Kazoo's crossbar maximum_range: 31 days and one hour.
 MAX_RANGE_S = 2_682_000
 _TRUE = {"true", "1", "yes"}
@@ -41,6 +43,13 @@ class ListQuery:
     start: Cursor | None
     start_key: str | None
     filters: dict[str, str] = field(default_factory=dict)
+
+    def cursor(self, row_key: tuple[float, str]) -> Cursor:
+        """A cursor for this query that starts at the row with ``row_key``."""
+        created, row_id = row_key
+        return Cursor(
+            self.scope, self.created_from, self.created_to, self.ascending, created, row_id
+        )
 
     def window(self) -> Window:
         # A row shows created = round(unix) + offset, so the Gregorian range [from, to] holds
@@ -132,39 +141,43 @@ def parse_list_query(request: Request, scope: str, now: float, signer: CursorSig
     return ListQuery(scope, created_from, created_to, ascending, page_size, None, None, filters)
 
 
-def page_response(
+Fetch = Callable[[Window], Awaitable[Sequence[T]]]
+
+
+async def list_response(
     request: Request,
     query: ListQuery,
-    rows: Sequence[T],
+    fetch: Fetch[T],
     key: Callable[[T], tuple[float, str]],
     view: Callable[[T], dict[str, Any]],
     signer: CursorSigner,
 ) -> Response:
-    """The list envelope: one page of rows, ``start_key`` and, unless last, ``next_start_key``."""
-    extra: dict[str, Any] = {}
-    shown = list(rows)
-    if query.page_size is not None and len(shown) > query.page_size:
-        created, row_id = key(shown[query.page_size])
-        extra["next_start_key"] = signer.encode(
-            Cursor(
-                query.scope,
-                query.created_from,
-                query.created_to,
-                query.ascending,
-                created,
-                row_id,
-            )
-        )
-        shown = shown[: query.page_size]
+    """The list envelope: one page of rows, ``start_key`` and, unless last, ``next_start_key``.
+
+    ``paginate=false`` reads the range in chunks (``UNPAGINATED_CHUNK`` rows, by keyset) and
+    yields to the event loop between them: a busy account's whole month must not stall every
+    other request while it is read and encoded.
+    """
+    window = query.window()
+    limit = query.page_size or UNPAGINATED_CHUNK
+    encoded: list[bytes] = []
+    first: T | None = None
+    while True:
+        rows = await fetch(replace(window, limit=limit + 1))
+        shown = rows[:limit]
+        first = first if first is not None or not shown else shown[0]
+        encoded.extend(dumps(view(row)) for row in shown)
+        if len(rows) <= limit:
+            extra: dict[str, Any] = {}
+            break
+        if query.page_size is not None:
+            extra = {"next_start_key": signer.encode(query.cursor(key(rows[limit])))}
+            break
+        window = replace(window, start=key(rows[limit]))
+        await asyncio.sleep(0)
     if query.start_key is not None:
         extra["start_key"] = query.start_key
-    elif shown:
-        created, row_id = key(shown[0])
-        extra["start_key"] = signer.encode(
-            Cursor(
-                query.scope, query.created_from, query.created_to, query.ascending, created, row_id
-            )
-        )
-    data = [view(row) for row in shown]
-    extra["page_size"] = len(data)
-    return envelope(request, data, extra=extra)
+    elif first is not None:
+        extra["start_key"] = signer.encode(query.cursor(key(first)))
+    extra["page_size"] = len(encoded)
+    return envelope_json(request, b"[" + b",".join(encoded) + b"]", extra=extra)

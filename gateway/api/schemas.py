@@ -115,6 +115,22 @@ class FaxFields(_In):
 class FaxIn(FaxFields):
     """A new outbound fax (``PUT .../faxes``)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "document": {"url": "https://docs.example.com/fax.pdf", "method": "get"},
+                    "retries": 3,
+                    "from_name": "Test Fax",
+                    "from_number": "+14155550199",
+                    "to_name": "To Name",
+                    "to_number": "+14155550100",
+                    "notifications": {"email": {"send_to": "me@example.com"}},
+                }
+            ]
+        }
+    )
+
     from_number: str = Field(min_length=1, max_length=40)
     to_number: str = Field(min_length=1, max_length=64)
 
@@ -186,6 +202,21 @@ class FaxboxFields(_In):
 
 class FaxboxIn(FaxboxFields):
     """A whole faxbox (``PUT`` creates, ``POST`` replaces)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Sales",
+                    "caller_id": "+14155550111",
+                    "caller_name": "Sales",
+                    "fax_header": "ACME Sales",
+                    "smtp_permission_list": ["*@example.com"],
+                    "notifications": {"outbound": {"email": {"send_to": ["ops@example.com"]}}},
+                }
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, max_length=128)
 

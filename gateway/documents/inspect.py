@@ -7,7 +7,10 @@ are not decoded and PDF pages are counted, not drawn.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pypdf
@@ -79,13 +82,12 @@ def text_document(text: str, filename: str) -> SourceDocument:
 
 
 def _pdf_pages(data: bytes, filename: str, limits: InspectLimits) -> int:
+    # pypdf reports damage by logging and by exceptions (its warnings are only deprecations).
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise DocumentError(filename, "encrypted PDF needs a password")
-            pages = len(reader.pages)
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise DocumentError(filename, "encrypted PDF needs a password")
+        pages = len(reader.pages)
     except DocumentError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
@@ -97,8 +99,7 @@ def _pdf_pages(data: bytes, filename: str, limits: InspectLimits) -> int:
 
 def _image_pages(data: bytes, filename: str, kind: DocumentKind, limits: InspectLimits) -> int:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _bombs_raise():
             with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[kind]]) as image:
                 frames = getattr(image, "n_frames", 1)
                 width, height = image.size
@@ -107,6 +108,10 @@ def _image_pages(data: bytes, filename: str, kind: DocumentKind, limits: Inspect
                 for index in range(1, frames):
                     image.seek(index)
                     width, height = max(width, image.size[0]), max(height, image.size[1])
+            if kind is DocumentKind.PNG:
+                # Chunk checksums, without inflating pixels: catches truncated or damaged files.
+                with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                    image.verify()
     except (
         UnidentifiedImageError,
         Image.DecompressionBombError,
@@ -130,7 +135,31 @@ def _image_pages(data: bytes, filename: str, kind: DocumentKind, limits: Inspect
 def image_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from the header, or None if unreadable (used to skip logos)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _bombs_raise(), Image.open(io.BytesIO(data)) as image:
             return image.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        RecursionError,
+    ):
         return None
+
+
+# The warnings filters are process-wide and catch_warnings() is not thread-safe: intake runs
+# these checks in several threads at once, so the filter is changed under a lock.
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _bombs_raise() -> Iterator[None]:
+    """Pillow only warns about an image above its pixel limit: make that an error here. Its
+    other warnings (a damaged EXIF block, ...) are about files we judge by other means."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"PIL\.")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield

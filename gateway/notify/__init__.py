@@ -4,7 +4,7 @@
 transaction as the outcome they tell of.
 """
 
-from gateway.notify.notifier import Notifier
+from gateway.notify.notifier import Notifier, check_settings
 from gateway.notify.templates import VARIABLES, Templates, load_templates
 
-__all__ = ["VARIABLES", "Notifier", "Templates", "load_templates"]
+__all__ = ["VARIABLES", "Notifier", "Templates", "check_settings", "load_templates"]

@@ -25,10 +25,8 @@ def domain_of(address: str) -> str:
 
 def notification_message_id(notification: Notification, from_address: str) -> str:
     """The same on every attempt, so a receiver can drop a copy sent twice after a crash."""
-    return (
-        f"<fax-{notification.fax_id}.{notification.event.value}.{notification.id}"
-        f"@{domain_of(from_address)}>"
-    )
+    # Short enough not to be folded (a folded Message-ID trips up some mail software).
+    return f"<fax.{notification.fax_id}.{notification.id}@{domain_of(from_address)}>"
 
 
 def thread_id(message_id: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from email.message import EmailMessage
 
@@ -9,6 +10,16 @@ import aiosmtplib
 
 from gateway.config import NotificationSettings
 from gateway.errors import ConfigError, DeliveryError
+
+# The 5xx replies that blame this one recipient or message (RFC 3463): a bad address (5.1.x),
+# a message too big for the system (5.2.3, 5.3.4). Retrying cannot help those, so they die at
+# once. Every other 5xx (relaying denied, a policy, a broken smarthost) usually blames the
+# gateway's own setup: retried until max_age_s, so fixing the setup in time loses nothing.
+_PERMANENT = re.compile(r"5\.(1\.\d{1,3}|2\.3|3\.4)\b")
+
+
+def permanent_reply(code: int, message: str) -> bool:
+    return code >= 500 and _PERMANENT.match(message.strip()) is not None
 
 
 class SmtpMailer:
@@ -36,7 +47,7 @@ class SmtpMailer:
         return f"{self.host}:{s.smarthost_port} ({s.smarthost_tls})"
 
     async def send(self, message: EmailMessage, recipient: str) -> None:
-        """Deliver to one recipient; DeliveryError (permanent for a 5xx on RCPT or DATA)."""
+        """Deliver to one recipient, or raise DeliveryError (see ``permanent_reply``)."""
         s = self.settings
         try:
             await aiosmtplib.send(
@@ -54,16 +65,15 @@ class SmtpMailer:
                 timeout=s.timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
             text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
             raise DeliveryError(
                 f"smarthost refused the recipient: {text}",
-                permanent=all(code >= 500 for code in codes),
+                permanent=all(permanent_reply(r.code, r.message) for r in exc.recipients),
             ) from exc
         except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
             raise DeliveryError(
                 f"smarthost refused the message: {exc.code} {exc.message}",
-                permanent=exc.code >= 500,
+                permanent=permanent_reply(exc.code, exc.message),
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             # HELO, AUTH, MAIL FROM: the gateway's own setup, which the operator can fix.

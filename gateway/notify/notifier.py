@@ -25,7 +25,7 @@ from gateway.notify.compose import (
     valid_address,
 )
 from gateway.notify.mail import SmtpMailer
-from gateway.notify.sms import SmsWebhook
+from gateway.notify.sms import SmsWebhook, check_body
 from gateway.notify.templates import Templates, fax_variables, load_templates
 from gateway.store import Store
 
@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 
 # Rows written by another process (a second node, the CLI) are noticed within this time.
 IDLE_POLL_S = 5.0
+
+
+def check_settings(settings: NotificationSettings) -> None:
+    """What the Notifier checks when it starts (templates, SMS body, CA file), for
+    ``check-config``: a ConfigError names the problem."""
+    load_templates(settings.templates_dir)
+    check_body(settings.sms.body)
+    if settings.smarthost_host:
+        SmtpMailer(settings)
 
 
 class Notifier:

@@ -8,9 +8,9 @@ import binascii
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope
 
@@ -18,6 +18,7 @@ from gateway import credentials
 from gateway.config import SmtpSettings
 from gateway.documents.inspect import InspectLimits
 from gateway.errors import (
+    AddressError,
     GatewayError,
     InvalidNumberError,
     MessageError,
@@ -30,10 +31,11 @@ from gateway.numbers import normalize_number
 from gateway.routing import SenderPolicy, dedupe_addresses, faxbox_for_sender, sender_admitted
 from gateway.routing import split_address as split
 from gateway.smtp import replies
-from gateway.smtp.protocol import GatewaySession, Transaction
+from gateway.smtp.protocol import GatewaySession, Transaction, parse_ip
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class IntakeHandler:
         self.clock = clock
         self.policy = SenderPolicy(allow_all_when_empty=settings.allow_all_addresses_when_empty)
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
-        self.pending_logs: set[asyncio.Task[None]] = set()
+        self.pending: set[asyncio.Task[Any]] = set()
 
     # -- transaction boundaries (called by GatewaySMTP) ----------------------------------------
 
@@ -81,20 +83,14 @@ class IntakeHandler:
         )
 
     async def close(self, session: GatewaySession, status: str | None, error: str = "") -> None:
-        """End the open transaction with ``status`` (or none, e.g. RSET) and log it."""
+        """End the open transaction and log it: refused with ``status`` (at MAIL, or DATA
+        refused by aiosmtpd itself), or ended before DATA (RSET, QUIT, HELO) with ``error``."""
         transaction = session.transaction
         if transaction is None:
             return
         session.transaction = None
-        entry = transaction.entry
-        if status:
-            entry.reply_code = replies.reply_code(status)
-            entry.reply_text = status
-        if error:
-            entry.errors.append(error)
-        elif status and status[:1] in "45":
-            entry.errors.append(status[4:])
-        await self._write_log(entry)
+        self._end(transaction, status, error)
+        await self._write_log(transaction.entry)
 
     def abandon(self, session: GatewaySession, reason: str) -> None:
         """The client vanished (possibly mid-DATA): log in the background, nothing to answer."""
@@ -102,14 +98,36 @@ class IntakeHandler:
         if transaction is None:
             return
         session.transaction = None
-        transaction.entry.errors.append(reason)
-        task = asyncio.get_running_loop().create_task(self._write_log(transaction.entry))
-        self.pending_logs.add(task)
-        task.add_done_callback(self.pending_logs.discard)
+        self._end(transaction, None, reason)
+        self._track(self._write_log(transaction.entry))
+
+    @staticmethod
+    def _end(transaction: Transaction, status: str | None, error: str) -> None:
+        entry = transaction.entry
+        if not status and not transaction.accepted:
+            # Nothing was ever accepted: the transaction's answer is its last refusal.
+            refusals = [r.reply for r in transaction.recipients if not r.accepted]
+            status = refusals[-1] if refusals else None
+        if status:
+            entry.reply_code = replies.reply_code(status)
+            entry.reply_text = status
+        if error:
+            entry.errors.append(error)
+        elif status and status[:1] in "45":
+            entry.errors.append(status[4:])
+
+    def _track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` to the end even if the session that started it goes away."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+        return task
 
     async def drain(self) -> None:
-        if self.pending_logs:
-            await asyncio.gather(*self.pending_logs, return_exceptions=True)
+        """Wait for transactions still being finished (accepted or logged) after their client
+        left; the daemon calls this before closing the store."""
+        while self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)
 
     async def _write_log(self, entry: SmtpLogEntry) -> None:
         try:
@@ -167,11 +185,8 @@ class IntakeHandler:
         return replies.SENDER_OK
 
     def _is_trusted(self, session: GatewaySession) -> bool:
-        try:
-            ip = ipaddress.ip_address(session.peer_ip or "")
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted)
+        ip = parse_ip(session.peer_ip)
+        return ip is not None and any(ip in net for net in self.trusted)
 
     async def handle_RCPT(
         self,
@@ -184,22 +199,33 @@ class IntakeHandler:
         transaction = session.transaction
         assert transaction is not None
         outcome = RecipientOutcome(address=address, reply="")
+        transaction.recipients.append(outcome)
         if len(transaction.accepted) >= self.settings.max_recipients:
             outcome.reply = replies.TOO_MANY_RECIPIENTS
+            return outcome.reply
+        try:
+            accepted = await self._resolve(session, envelope.mail_from or "", address, outcome)
+        except GatewayError as exc:
+            if not isinstance(exc, AddressError):
+                log.error("smtp id=%s rcpt %s: %s", transaction.entry.id, address[:320], exc)
+            outcome.reply = replies.reply_for(exc)
+        except ValueError:
+            outcome.reply = replies.BAD_RECIPIENT
+        except Exception:  # a bug must cost a retry, not a recipient
+            log.exception("smtp id=%s rcpt: unexpected error", transaction.entry.id)
+            outcome.reply = replies.TEMPORARY_FAILURE
         else:
-            try:
-                accepted = await self._resolve(session, envelope.mail_from or "", address, outcome)
-            except GatewayError as exc:
-                outcome.reply = replies.reply_for(exc)
-            except ValueError:
-                outcome.reply = replies.BAD_RECIPIENT
-            else:
+            outcome.accepted = True
+            outcome.reply = replies.recipient_ok(accepted.number)
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            if not any(
+                a.faxbox.id == accepted.faxbox.id and a.number == accepted.number
+                for a in transaction.accepted
+            ):  # the same number twice (another spelling) still gets one fax
                 transaction.accepted.append(accepted)
-                envelope.rcpt_tos.append(address)
-                envelope.rcpt_options.extend(rcpt_options)
-                outcome.accepted = True
-                outcome.reply = replies.recipient_ok(accepted.number)
-        transaction.recipients.append(outcome)
+        if not outcome.accepted:
+            transaction.entry.errors.append(f"{address[:320]}: {outcome.reply}")
         return outcome.reply
 
     async def _resolve(
@@ -254,15 +280,23 @@ class IntakeHandler:
     async def handle_DATA(self, server: SMTP, session: GatewaySession, envelope: Envelope) -> str:
         transaction = session.transaction
         assert transaction is not None
-        session.transaction = None  # this hook writes the row itself, in the accepting commit
-        entry = transaction.entry
+        session.transaction = None  # from here on, _finish writes the row
         raw: bytes = envelope.original_content or b""
+        # The message is complete: finish it even if the client hangs up or times out while we
+        # commit (an MTA that lost our 250 resends, and the Message-ID check answers it).
+        work = self._track(self._finish(transaction, envelope.mail_from or "", raw))
+        return await asyncio.shield(work)
+
+    async def _finish(self, transaction: Transaction, sender: str, raw: bytes) -> str:
+        """Accept or refuse the message; either way write its one smtplog row."""
+        entry = transaction.entry
         entry.size = len(raw)
         try:
-            status = await self._accept(transaction, envelope.mail_from or "", raw)
+            status = await self._accept(transaction, sender, raw)
         except MessageError as exc:
             status = replies.reply_for(exc)
             entry.errors.append(str(exc))
+            entry.documents = list(exc.parts)
         except GatewayError as exc:
             log.error("smtp id=%s temporary failure: %s", entry.id, exc)
             status = replies.TEMPORARY_FAILURE
@@ -271,10 +305,9 @@ class IntakeHandler:
             log.exception("smtp id=%s unexpected error", entry.id)
             status = replies.TEMPORARY_FAILURE
             entry.errors.append(f"internal error ({type(exc).__name__})")
-        committed = entry.reply_text == status and status.startswith("250") and entry.fax_ids
         entry.reply_code = replies.reply_code(status)
         entry.reply_text = status
-        if committed and not entry.errors:
+        if transaction.logged:
             self._log_line(entry)  # the row went in with the jobs
         else:
             await self._write_log(entry)
@@ -285,25 +318,23 @@ class IntakeHandler:
         options = self._intake_options(transaction)
         parsed = await asyncio.to_thread(read_message, raw, options)
         entry.message_id, entry.subject = parsed.message_id, parsed.subject
-        entry.documents = [
-            {"filename": d.filename, "content_type": d.content_type, "pages": str(d.pages)}
-            for d in parsed.documents
-        ]
+        entry.documents = [part.view() for part in parsed.parts]
         existing, new = await self._split_duplicates(transaction.accepted, parsed)
         entry.fax_ids = existing
         if not new:
             entry.errors.append("duplicate of an earlier message (same Message-ID)")
             return replies.queued(existing)
         faxes = [(credentials.new_id(), self._new_fax(rcpt, sender, parsed)) for rcpt in new]
-        entry.fax_ids = [*existing, *(fax_id for fax_id, _ in faxes)]
-        status = replies.queued(entry.fax_ids)
+        fax_ids = [*existing, *(fax_id for fax_id, _ in faxes)]
+        status = replies.queued(fax_ids)
         # The row is committed with the jobs, so it must already carry the reply it records.
-        entry.reply_code, entry.reply_text = replies.reply_code(status), status
+        entry.fax_ids, entry.reply_code, entry.reply_text = fax_ids, 250, status
         try:
             await self.store.accept_message(entry, faxes, parsed.documents)
         except BaseException:
-            entry.fax_ids = existing
+            entry.fax_ids, entry.reply_code, entry.reply_text = existing, None, None
             raise
+        transaction.logged = True
         self.on_accepted()
         return status
 

@@ -18,7 +18,7 @@ from gateway.models import RecipientOutcome, SmtpLogEntry
 from gateway.smtp import replies
 
 if TYPE_CHECKING:
-    from gateway.smtp.handler import IntakeHandler
+    from gateway.smtp.handler import Accepted, IntakeHandler
 
 
 @dataclass
@@ -26,8 +26,9 @@ class Transaction:
     """MAIL FROM … end of DATA (or RSET, or disconnect): becomes one smtplog row."""
 
     entry: SmtpLogEntry
-    accepted: list[Any] = field(default_factory=list)
+    accepted: list[Accepted] = field(default_factory=list)
     data_started: bool = False
+    logged: bool = False  # the row was committed together with the accepted jobs
 
     @property
     def recipients(self) -> list[RecipientOutcome]:
@@ -53,11 +54,20 @@ class GatewaySession(Session):
         return None
 
 
-def is_loopback(address: str | None) -> bool:
+def parse_ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's address; an IPv4 client of a dual-stack socket (::ffff:a.b.c.d) as IPv4."""
     try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address or "")
     except ValueError:
-        return False
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_loopback(address: str | None) -> bool:
+    ip = parse_ip(address)
+    return ip is not None and ip.is_loopback
 
 
 class SessionCounter:
@@ -105,6 +115,7 @@ class GatewaySMTP(SMTP):
         self.proxied = proxied
         self._counted = False
         self._refused = False
+        self._timed_out = False
         self._last_status: str | None = None
         self.in_data = False  # from DATA until its reply: a graceful stop waits for these
         self.data_done = asyncio.Event()
@@ -123,6 +134,7 @@ class GatewaySMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         starttls = self._original_transport is not None
+        before = self.session  # STARTTLS: aiosmtpd starts a new session (RFC 3207 4.2)
         if not starttls:
             if not self.counter.acquire():
                 self._refused = True
@@ -135,6 +147,8 @@ class GatewaySMTP(SMTP):
         session = self.current()
         if starttls:
             session.is_tls = True
+            # What the PROXY header said still holds: the client did not change.
+            session.proxy_data = getattr(before, "proxy_data", None)
         elif not self.proxied:
             # AUTH without TLS only from this host: a loopback peer cannot be sniffed.
             peer = transport.get_extra_info("peername")
@@ -143,8 +157,15 @@ class GatewaySMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
-        if isinstance(self.session, GatewaySession) and self.session.transaction is not None:
-            self.intake.abandon(self.session, replies.DISCONNECT_REASON)
+        session = self.session
+        if isinstance(session, GatewaySession) and session.transaction is not None:
+            if self._timed_out:
+                reason = replies.TIMEOUT_REASON
+            elif session.transaction.data_started:
+                reason = replies.DISCONNECT_IN_DATA_REASON
+            else:
+                reason = replies.DISCONNECT_REASON
+            self.intake.abandon(session, reason)
         super().connection_lost(error)
         if self._counted:
             # Last: whoever waits for idle finds the abandoned transaction's log task queued.
@@ -173,11 +194,40 @@ class GatewaySMTP(SMTP):
             # Refused, by our hook or by aiosmtpd itself (syntax, SIZE): log it now.
             await self.intake.close(session, self._last_status or "")
 
-    async def smtp_RSET(self, arg: str) -> None:
+    def _timeout_cb(self) -> None:
+        self._timed_out = True
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    async def _end_transaction(self, reason: str) -> None:
+        """A command that ends an open transaction before DATA: log it first."""
         session = self.current()
-        if session.transaction is not None and not arg:
-            await self.intake.close(session, None, replies.RSET_REASON)
+        if session.transaction is not None:
+            await self.intake.close(session, None, reason)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        if not arg:
+            await self._end_transaction(replies.RSET_REASON)
         await super().smtp_RSET(arg)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        if not arg:
+            await self._end_transaction(replies.QUIT_REASON)
+        await super().smtp_QUIT(arg)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        if hostname:
+            await self._end_transaction(replies.HELO_REASON)
+        await super().smtp_HELO(hostname)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if hostname:
+            await self._end_transaction(replies.HELO_REASON)
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if not arg and self.tls_context:
+            await self._end_transaction(replies.STARTTLS_REASON)
+        await super().smtp_STARTTLS(arg)
 
     def shut_down(self) -> None:
         """Graceful stop: say 421 (the client retries later) and hang up."""

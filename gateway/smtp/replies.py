@@ -25,8 +25,13 @@ SENDER_OK = "250 2.1.0 Sender ok"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
-RSET_REASON = "transaction reset by client"
+RSET_REASON = "transaction reset by client (RSET)"
+QUIT_REASON = "client quit before DATA"
+HELO_REASON = "transaction reset by client (HELO/EHLO)"
+STARTTLS_REASON = "transaction reset by client (STARTTLS)"
 DISCONNECT_REASON = "client disconnected"
+DISCONNECT_IN_DATA_REASON = "client disconnected during DATA"
+TIMEOUT_REASON = "session timed out"
 
 
 def recipient_ok(number: str) -> str:
@@ -75,9 +80,13 @@ _REWRITES = {
 
 
 def rewrite(status: str, max_message_bytes: int) -> str:
+    """The reply as sent: enhanced codes on aiosmtpd's own replies; always one ASCII line."""
     if status == "552 Error: Too much mail data":
         return too_large(max_message_bytes)
-    return _REWRITES.get(status, status)
+    status = _REWRITES.get(status, status)
+    if not status.isascii() or "\r" in status or "\n" in status:
+        status = _one_line(status)
+    return status
 
 
 def reply_code(status: str) -> int | None:
@@ -86,4 +95,6 @@ def reply_code(status: str) -> int | None:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:400]
+    """One line of printable ASCII (file names and addresses come from the client)."""
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())[:400]

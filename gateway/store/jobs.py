@@ -268,7 +268,8 @@ class JobStore(NotificationStore):
                     (now, dumps({"success": False, "result_text": "released"}), row["id"]),
                 )
                 await db.execute(
-                    "UPDATE faxes SET status = 'pending', attempts = max(attempts - 1, 0),"
+                    "UPDATE faxes SET status = 'pending',"
+                    " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
                     " next_attempt_at = ?, lease_owner = NULL, lease_expires = NULL, modified = ?"
                     " WHERE id = ?",
                     (now, now, row["id"]),

@@ -173,8 +173,9 @@ class ListingStore(StoreBase):
             await _drop_orphans(db, document_ids)
         return fax
 
-    async def create_fax_copy(self, fax: NewFax, source_id: str, role: str) -> str:
-        """A new outbound job whose originals are the ``role`` documents of ``source_id``.
+    async def create_fax_copy(self, fax: NewFax, source_id: str, role: str | None) -> str:
+        """A new outbound job whose originals are the ``role`` documents of ``source_id``
+        (none if ``role`` is None: the job fetches its ``document_request``).
 
         The bytes are shared, not copied. Without such documents the new job must carry a
         ``document_request`` to fetch, else ConflictError and nothing is created.
@@ -182,13 +183,17 @@ class ListingStore(StoreBase):
         fax_id = credentials.new_id()
         async with self.db.transaction() as db:
             await self._insert_fax(db, fax_id, fax, self.clock(), None)
-            cur = await db.execute(
-                "INSERT INTO fax_documents (fax_id, role, seq, document_id, filename, kind, pages)"
-                " SELECT ?, 'original', seq, document_id, filename, kind, pages"
-                " FROM fax_documents WHERE fax_id = ? AND role = ?",
-                (fax_id, source_id, role),
-            )
-            if cur.rowcount < 1 and fax.document_request is None:
+            copied = 0
+            if role is not None:
+                cur = await db.execute(
+                    "INSERT INTO fax_documents"
+                    " (fax_id, role, seq, document_id, filename, kind, pages)"
+                    " SELECT ?, 'original', seq, document_id, filename, kind, pages"
+                    " FROM fax_documents WHERE fax_id = ? AND role = ?",
+                    (fax_id, source_id, role),
+                )
+                copied = cur.rowcount
+            if copied < 1 and fax.document_request is None:
                 raise ConflictError(f"fax {source_id} has no document left to send")
         return fax_id
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.api.app import create_app
-from gateway.config import Settings
+from gateway.api.server import serve_http
+from gateway.config import HttpSettings, Settings
 from gateway.models import Direction, DocumentKind, FaxStatus, NewFax, SourceDocument
 from gateway.store import Store
+from tests.api.docserver import doc_server_app
 from tests.builders import pdf_bytes, tiff_bytes
 from tests.conftest import Clock, Tenant, make_settings, make_tenant
 
@@ -50,6 +53,19 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
         yield c
+
+
+@pytest.fixture
+async def docs() -> AsyncIterator[str]:
+    """The base URL of a document server on 127.0.0.1 (see ``tests.api.docserver``)."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    settings = HttpSettings(port=0, shutdown_timeout_s=1)
+    task = asyncio.create_task(serve_http(doc_server_app(), settings, stop, ready.set_result))
+    port = await asyncio.wait_for(ready, 10)
+    yield f"http://127.0.0.1:{port}"
+    stop.set()
+    await asyncio.wait_for(task, 10)
 
 
 @pytest.fixture

@@ -48,7 +48,9 @@ def test_content_disposition_is_quoted() -> None:
     assert "filename*=UTF-8''Brief%20%22M%C3%A4rz%22.pdf" in value
 
 
-async def test_download_each_format(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_download_each_format(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     fax = await seed_fax(store, tenant, FaxStatus.COMPLETED)
     url = faxes_url(tenant, "outbox", fax.id, "attachment")
     pdf = await client.get(url, headers=auth(tenant))
@@ -62,32 +64,47 @@ async def test_download_each_format(client: httpx.AsyncClient, tenant: Tenant, s
     assert tiff.headers["content-disposition"].endswith('.tiff"')
     by_query = await client.get(url, params={"format": "tiff", "auth_token": tenant.auth_token})
     assert by_query.content == tiff.content  # a plain <a href> download link works
-    original = await client.get(url, params={"format": "original", "disposition": "inline"}, headers=auth(tenant))
+    original = await client.get(
+        url, params={"format": "original", "disposition": "inline"}, headers=auth(tenant)
+    )
     assert original.headers["content-disposition"] == 'inline; filename="letter.pdf"'
     assert_error(await client.get(url, params={"format": "docx"}, headers=auth(tenant)), 400)
     # Also from the other folder name.
-    same = await client.get(faxes_url(tenant, "outgoing", fax.id, "attachment"), headers=auth(tenant))
+    same = await client.get(
+        faxes_url(tenant, "outgoing", fax.id, "attachment"), headers=auth(tenant)
+    )
     assert same.content == pdf.content
 
 
 async def test_pdf_is_made_from_the_tiff_when_missing(
     client: httpx.AsyncClient, tenant: Tenant, store: Store
 ) -> None:
-    received = await seed_fax(store, tenant, FaxStatus.COMPLETED, Direction.INBOUND, roles=("tiff",))
-    response = await client.get(faxes_url(tenant, "inbox", received.id, "attachment"), headers=auth(tenant))
+    received = await seed_fax(
+        store, tenant, FaxStatus.COMPLETED, Direction.INBOUND, roles=("tiff",)
+    )
+    response = await client.get(
+        faxes_url(tenant, "inbox", received.id, "attachment"), headers=auth(tenant)
+    )
     assert response.status_code == 200
     assert response.content.startswith(b"%PDF-")
 
 
-async def test_missing_documents_are_404(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_missing_documents_are_404(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     waiting = await seed_fax(store, tenant, FaxStatus.ATTACHING_FILES, roles=("original",))
     url = faxes_url(tenant, "outgoing", waiting.id, "attachment")
-    assert "not rendered yet" in assert_error(await client.get(url, headers=auth(tenant)), 404)["data"]["message"]
+    assert (
+        "not rendered yet"
+        in assert_error(await client.get(url, headers=auth(tenant)), 404)["data"]["message"]
+    )
     ok = await client.get(url, params={"format": "original"}, headers=auth(tenant))
     assert ok.status_code == 200
 
 
-async def test_erase_keeps_the_record(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_erase_keeps_the_record(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     fax = await seed_fax(store, tenant, FaxStatus.COMPLETED, pages=1)
     url = faxes_url(tenant, "outbox", fax.id, "attachment")
     response = await client.delete(url, headers=auth(tenant))
@@ -101,9 +118,13 @@ async def test_erase_keeps_the_record(client: httpx.AsyncClient, tenant: Tenant,
     assert (await client.delete(url, headers=auth(tenant))).status_code == 200  # idempotent
 
 
-async def test_erase_refuses_active_jobs(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_erase_refuses_active_jobs(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     for status in (FaxStatus.PENDING, FaxStatus.PROCESSING, FaxStatus.ATTACHING_FILES):
         fax = await seed_fax(store, tenant, status)
         url = faxes_url(tenant, "outgoing", fax.id, "attachment")
         assert_error(await client.delete(url, headers=auth(tenant)), 409)
-        assert await count(store, "SELECT count(*) FROM fax_documents WHERE fax_id = ?", fax.id) == 3
+        assert (
+            await count(store, "SELECT count(*) FROM fax_documents WHERE fax_id = ?", fax.id) == 3
+        )

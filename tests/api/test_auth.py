@@ -95,7 +95,9 @@ async def test_unknown_route_wrong_method_and_big_body(
     assert body["data"]["file"]["maxSize"]["target"] == limit
 
 
-async def test_streamed_body_over_the_limit_is_413(client: httpx.AsyncClient, tenant: Tenant, settings) -> None:
+async def test_streamed_body_over_the_limit_is_413(
+    client: httpx.AsyncClient, tenant: Tenant, settings
+) -> None:
     limit = settings.http.max_body_bytes
 
     async def chunks():
@@ -106,7 +108,9 @@ async def test_streamed_body_over_the_limit_is_413(client: httpx.AsyncClient, te
     assert_error(response, 413)
 
 
-async def test_trailing_slash_cors_and_request_id(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_trailing_slash_cors_and_request_id(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     response = await client.get(
         faxes_url(tenant, "outgoing") + "/",
         headers={**auth(tenant), "Origin": "https://portal.example", "X-Request-ID": "abc-123"},
@@ -136,6 +140,17 @@ async def test_healthz_and_openapi_are_public(client: httpx.AsyncClient) -> None
     assert spec.json()["openapi"].startswith("3.1")
 
 
-async def test_admin_only_routes_refuse_account_tokens(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_admin_only_routes_refuse_account_tokens(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     assert_error(await client.get("/v2/faxes/smtplog", headers=auth(tenant)), 403)
     assert (await client.get("/v2/faxes/smtplog", headers=auth(ADMIN))).status_code == 200
+
+
+async def test_a_failing_store_is_503_not_500(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
+    await store.close()
+    body = assert_error(await client.get("/healthz"), 503)
+    assert body["message"] == "datastore_fault"
+    assert_error(await client.get(faxes_url(tenant, "outbox"), headers=auth(tenant)), 503)

@@ -27,7 +27,9 @@ URL_FAX = {
 }
 
 
-def mixed(parts: list[tuple[dict[str, str], bytes]], boundary: str = "b0und4ry") -> tuple[str, bytes]:
+def mixed(
+    parts: list[tuple[dict[str, str], bytes]], boundary: str = "b0und4ry"
+) -> tuple[str, bytes]:
     """A multipart/mixed body as Kazoo's clients build it."""
     body = b""
     for headers, content in parts:
@@ -41,7 +43,9 @@ def json_part(data: dict[str, Any]) -> tuple[dict[str, str], bytes]:
     return {"Content-Type": "application/json"}, json.dumps({"data": data}).encode()
 
 
-async def put(client: httpx.AsyncClient, tenant: Tenant, path: str = "", **kwargs: Any) -> httpx.Response:
+async def put(
+    client: httpx.AsyncClient, tenant: Tenant, path: str = "", **kwargs: Any
+) -> httpx.Response:
     headers = {**auth(tenant), **kwargs.pop("headers", {})}
     return await client.put(faxes_url(tenant, *([path] if path else [])), headers=headers, **kwargs)
 
@@ -66,7 +70,9 @@ async def test_create_by_url(
     assert created.calls == 1
 
 
-async def test_create_like_curl_d_and_on_the_alias(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_create_like_curl_d_and_on_the_alias(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     body = json.dumps({"data": URL_FAX}).encode()
     for path in ("", "outgoing", "outgoing/"):
         response = await put(
@@ -127,14 +133,18 @@ async def test_upload_base64_forms(
         encoded = b"data:application/pdf;base64," + base64.b64encode(pdf)
     if form == "data-url-no-cte":
         del headers["Content-Transfer-Encoding"]
-    ctype, body = mixed([json_part({"from_number": "1", "to_number": "4155550100"}), (headers, encoded)])
+    ctype, body = mixed(
+        [json_part({"from_number": "1", "to_number": "4155550100"}), (headers, encoded)]
+    )
     response = await put(client, tenant, content=body, headers={"Content-Type": ctype})
     assert response.status_code == 201, response.text
     [doc] = await store.fax_documents(response.json()["data"]["id"], "original")
     assert doc.data == pdf
 
 
-async def test_an_upload_wins_over_a_url(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_an_upload_wins_over_a_url(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     ctype, body = mixed([json_part(URL_FAX), ({"Content-Type": "application/pdf"}, pdf_bytes(1))])
     response = await put(client, tenant, content=body, headers={"Content-Type": ctype})
     assert response.status_code == 201
@@ -144,7 +154,9 @@ async def test_an_upload_wins_over_a_url(client: httpx.AsyncClient, tenant: Tena
 async def test_bare_document_body_lacks_the_required_numbers(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    response = await put(client, tenant, content=pdf_bytes(1), headers={"Content-Type": "application/pdf"})
+    response = await put(
+        client, tenant, content=pdf_bytes(1), headers={"Content-Type": "application/pdf"}
+    )
     body = assert_error(response, 400)
     assert body["message"] == "validation error"
     assert set(body["data"]) == {"from_number", "to_number"}
@@ -162,10 +174,18 @@ async def test_bare_document_body_lacks_the_required_numbers(
         ({"document": {"url": "ftp://docs.example.com/x.pdf"}}, "document.url", "pattern"),
         ({"document": {"url": "file:///etc/passwd"}}, "document.url", "pattern"),
         ({"document": {"url": "http://x.example/", "method": "delete"}}, "document.method", "enum"),
-        ({"document": {"url": "http://x.example/", "content": "x" * 257}}, "document.content", "maxLength"),
+        (
+            {"document": {"url": "http://x.example/", "content": "x" * 257}},
+            "document.content",
+            "maxLength",
+        ),
         ({"document": {"method": "get"}}, "document.url", "required"),
         ({"document": None}, "document.url", "required"),
-        ({"notifications": {"email": {"send_to": ["ok@x.test", "nope"]}}}, "notifications.email.send_to", "format"),
+        (
+            {"notifications": {"email": {"send_to": ["ok@x.test", "nope"]}}},
+            "notifications.email.send_to",
+            "format",
+        ),
         ({"fax_timezone": "Mars/Olympus"}, "fax_timezone", "format"),
         ({"from_number": ""}, "from_number", "minLength"),
         ({"faxbox_id": "0" * 32}, "faxbox_id", "invalid"),
@@ -183,7 +203,9 @@ async def test_validation_errors_name_the_field(
 async def test_no_document_at_all(client: httpx.AsyncClient, tenant: Tenant) -> None:
     data = {k: v for k, v in URL_FAX.items() if k != "document"}
     body = assert_error(await put(client, tenant, json={"data": data}), 400)
-    assert body["data"] == {"document.url": {"required": {"message": "add document url or upload a document"}}}
+    assert body["data"] == {
+        "document.url": {"required": {"message": "add document url or upload a document"}}
+    }
 
 
 @pytest.mark.parametrize(
@@ -201,7 +223,9 @@ async def test_no_document_at_all(client: httpx.AsyncClient, tenant: Tenant) -> 
 async def test_malformed_bodies(
     client: httpx.AsyncClient, tenant: Tenant, content: bytes, ctype: str, status: int
 ) -> None:
-    assert_error(await put(client, tenant, content=content, headers={"Content-Type": ctype}), status)
+    assert_error(
+        await put(client, tenant, content=content, headers={"Content-Type": ctype}), status
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,7 +239,13 @@ async def test_unfaxable_uploads_are_400(
     ctype, body = mixed(
         [
             json_part({"from_number": "1", "to_number": "4155550100"}),
-            ({"Content-Type": "application/octet-stream", "Content-Disposition": 'attachment; filename="x.bin"'}, document),
+            (
+                {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Disposition": 'attachment; filename="x.bin"',
+                },
+                document,
+            ),
         ]
     )
     response = await put(client, tenant, content=body, headers={"Content-Type": ctype})
@@ -231,10 +261,15 @@ async def test_too_many_pages(client: httpx.AsyncClient, tenant: Tenant, setting
     ctype, body = mixed(
         [
             json_part({"from_number": "1", "to_number": "4155550100"}),
-            ({"Content-Type": "application/pdf"}, pdf_bytes(settings.smtp.max_pages + 1, size=(20, 20))),
+            (
+                {"Content-Type": "application/pdf"},
+                pdf_bytes(settings.smtp.max_pages + 1, size=(20, 20)),
+            ),
         ]
     )
-    body_ = assert_error(await put(client, tenant, content=body, headers={"Content-Type": ctype}), 400)
+    body_ = assert_error(
+        await put(client, tenant, content=body, headers={"Content-Type": ctype}), 400
+    )
     assert "document" in body_["data"]
 
 
@@ -246,7 +281,10 @@ async def test_faxbox_defaults_and_hidden_flags(
         "from_number": "+14155550199",
         "faxbox_id": tenant.faxbox.id,
         "document": {"url": "https://docs.example.com/a.pdf"},
-        "notifications": {"email": {"send_to": "me@acme.test"}, "sms": {"send_to": ["+14155550111"]}},
+        "notifications": {
+            "email": {"send_to": "me@acme.test"},
+            "sms": {"send_to": ["+14155550111"]},
+        },
         "ensure_valid_caller_id": False,
         "custom_sip_headers": {"X-Evil": "1"},
     }

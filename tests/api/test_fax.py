@@ -14,7 +14,9 @@ from tests.api.conftest import Created, assert_error, auth, count, faxes_url, se
 from tests.conftest import Tenant
 
 
-async def call(client: httpx.AsyncClient, tenant: Tenant, method: str, *path: str, **kw: Any) -> httpx.Response:
+async def call(
+    client: httpx.AsyncClient, tenant: Tenant, method: str, *path: str, **kw: Any
+) -> httpx.Response:
     return await client.request(method, faxes_url(tenant, *path), headers=auth(tenant), **kw)
 
 
@@ -36,7 +38,9 @@ async def test_outbound_fax_from_both_folder_names(
     assert_error(await call(client, tenant, "GET", "outbox", "0" * 32), 404)
 
 
-async def test_inbound_fax_and_attempts_log(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_inbound_fax_and_attempts_log(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     inbound = await seed_fax(store, tenant, FaxStatus.COMPLETED, Direction.INBOUND, roles=("tiff",))
     data = (await call(client, tenant, "GET", "incoming", inbound.id)).json()["data"]
     assert data["folder"] == "inbox" and "rx_result" in data and "tx_result" not in data
@@ -77,26 +81,44 @@ async def test_resubmit_copies_the_job_and_shares_its_document(
     copy = await store.fax_documents(new.id, "original")
     assert [d.data for d in copy] == [d.data for d in original]
     # Shared, not copied: one documents row for both jobs.
-    assert await count(store, "SELECT count(DISTINCT document_id) FROM fax_documents WHERE role = 'original'") == 1
+    assert (
+        await count(
+            store, "SELECT count(DISTINCT document_id) FROM fax_documents WHERE role = 'original'"
+        )
+        == 1
+    )
     # Deleting the original keeps the copy's document.
     assert (await call(client, tenant, "DELETE", "outbox", fax.id)).status_code == 200
-    assert [d.data for d in await store.fax_documents(new.id, "original")] == [d.data for d in original]
+    assert [d.data for d in await store.fax_documents(new.id, "original")] == [
+        d.data for d in original
+    ]
 
 
 async def test_resubmit_with_nothing_to_send_is_409_unless_given_a_url(
     client: httpx.AsyncClient, tenant: Tenant, store: Store
 ) -> None:
     fax = await seed_fax(store, tenant, FaxStatus.FAILED, roles=())
-    assert_error(await call(client, tenant, "PUT", "outbox", fax.id, json={"action": "resubmit"}), 409)
+    assert_error(
+        await call(client, tenant, "PUT", "outbox", fax.id, json={"action": "resubmit"}), 409
+    )
     body = {"action": "resubmit", "data": {"document": {"url": "https://docs.example.com/b.pdf"}}}
     response = await call(client, tenant, "PUT", "outbox", fax.id, json=body)
     assert response.status_code == 201
-    assert response.json()["data"]["document"] == {"url": "https://docs.example.com/b.pdf", "method": "get"}
+    assert response.json()["data"]["document"] == {
+        "url": "https://docs.example.com/b.pdf",
+        "method": "get",
+    }
 
 
-async def test_forward_sends_the_received_image(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
-    received = await seed_fax(store, tenant, FaxStatus.COMPLETED, Direction.INBOUND, roles=("tiff", "pdf"))
-    missing = await call(client, tenant, "PUT", "inbox", received.id, json={"action": "forward", "data": {}})
+async def test_forward_sends_the_received_image(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
+    received = await seed_fax(
+        store, tenant, FaxStatus.COMPLETED, Direction.INBOUND, roles=("tiff", "pdf")
+    )
+    missing = await call(
+        client, tenant, "PUT", "inbox", received.id, json={"action": "forward", "data": {}}
+    )
     assert "to_number" in assert_error(missing, 400)["data"]
     body = {"action": "forward", "data": {"to_number": "+14155550177"}}
     response = await call(client, tenant, "PUT", "inbox", received.id, json=body)
@@ -119,7 +141,12 @@ async def test_forward_sends_the_received_image(client: httpx.AsyncClient, tenan
     ],
 )
 async def test_bad_actions_are_400(
-    client: httpx.AsyncClient, tenant: Tenant, store: Store, folder: str, body: dict[str, Any], rule: str
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    store: Store,
+    folder: str,
+    body: dict[str, Any],
+    rule: str,
 ) -> None:
     direction = Direction.OUTBOUND if folder == "outbox" else Direction.INBOUND
     fax = await seed_fax(store, tenant, FaxStatus.COMPLETED, direction)
@@ -127,10 +154,15 @@ async def test_bad_actions_are_400(
     assert rule in assert_error(response, 400)["data"]["action"]
 
 
-async def test_resubmit_validates_overrides(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_resubmit_validates_overrides(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     fax = await seed_fax(store, tenant, FaxStatus.FAILED)
     body = {"action": "resubmit", "data": {"to_number": "12"}}
-    assert "to_number" in assert_error(await call(client, tenant, "PUT", "outbox", fax.id, json=body), 400)["data"]
+    assert (
+        "to_number"
+        in assert_error(await call(client, tenant, "PUT", "outbox", fax.id, json=body), 400)["data"]
+    )
 
 
 async def test_delete_removes_the_fax_and_its_bytes(
@@ -171,10 +203,12 @@ async def test_deleted_bytes_are_zeroed_on_disk(
     secret = b"TOP-SECRET-FAX-CONTENT-" * 400
     async with store.db.transaction() as db:
         await db.execute(
-            "INSERT INTO documents (id, data, size, sha256) VALUES (999, ?, ?, 'x')", (secret, len(secret))
+            "INSERT INTO documents (id, data, size, sha256) VALUES (999, ?, ?, 'x')",
+            (secret, len(secret)),
         )
         await db.execute(
-            "INSERT INTO fax_documents VALUES (?, 'original', 0, 999, 'a.txt', 'text', 1)", (fax.id,)
+            "INSERT INTO fax_documents VALUES (?, 'original', 0, 999, 'a.txt', 'text', 1)",
+            (fax.id,),
         )
     assert (await call(client, tenant, "DELETE", "outbox", fax.id)).status_code == 200
     # Zeroed pages reach the database file at the next checkpoint (SQLite runs them by itself).

@@ -18,8 +18,12 @@ def boxes_url(tenant: Tenant, *rest: str) -> str:
     return "/".join([f"/v2/accounts/{tenant.account_id}/faxboxes", *rest])
 
 
-async def send(client: httpx.AsyncClient, tenant: Tenant, method: str, *path: str, **data: Any) -> httpx.Response:
-    return await client.request(method, boxes_url(tenant, *path), headers=auth(tenant), json={"data": data})
+async def send(
+    client: httpx.AsyncClient, tenant: Tenant, method: str, *path: str, **data: Any
+) -> httpx.Response:
+    return await client.request(
+        method, boxes_url(tenant, *path), headers=auth(tenant), json={"data": data}
+    )
 
 
 async def test_create_read_list(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
@@ -54,7 +58,9 @@ async def test_create_read_list(client: httpx.AsyncClient, tenant: Tenant, store
     assert stored and credentials.verify_password("correct horse battery", stored)
     one = await client.get(boxes_url(tenant, box.id), headers=auth(tenant))
     assert one.json()["data"]["name"] == "Sales"
-    listing = FaxboxListEnvelope.model_validate((await client.get(boxes_url(tenant), headers=auth(tenant))).json())
+    listing = FaxboxListEnvelope.model_validate(
+        (await client.get(boxes_url(tenant), headers=auth(tenant))).json()
+    )
     assert sorted(b.name for b in listing.data) == ["Sales", "acme"]
 
 
@@ -70,7 +76,9 @@ async def test_patch_changes_only_what_is_sent(client: httpx.AsyncClient, tenant
     assert_error(await send(client, tenant, "PATCH", box.id, name=None), 400)
 
 
-async def test_post_replaces_the_whole_faxbox(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_post_replaces_the_whole_faxbox(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     box = tenant.faxbox
     await store.update_faxbox(box, credentials.hash_password("keep-me-please"))
     response = await send(client, tenant, "POST", box.id, name="Replaced")
@@ -86,21 +94,34 @@ async def test_post_replaces_the_whole_faxbox(client: httpx.AsyncClient, tenant:
     assert_error(await send(client, tenant, "POST", box.id, caller_name="no name"), 400)
 
 
-async def test_custom_address_must_be_unique(client: httpx.AsyncClient, tenant: Tenant, other: Tenant) -> None:
+async def test_custom_address_must_be_unique(
+    client: httpx.AsyncClient, tenant: Tenant, other: Tenant
+) -> None:
     taken = other.faxbox.custom_smtp_email_address
     for address in (taken, taken.upper(), other.faxbox.smtp_email_address):
-        body = assert_error(await send(client, tenant, "PUT", name="x", custom_smtp_email_address=address), 400)
+        body = assert_error(
+            await send(client, tenant, "PUT", name="x", custom_smtp_email_address=address), 400
+        )
         assert "unique" in body["data"]["custom_smtp_email_address"]
         patched = assert_error(
-            await send(client, tenant, "PATCH", tenant.faxbox.id, custom_smtp_email_address=address), 400
+            await send(
+                client, tenant, "PATCH", tenant.faxbox.id, custom_smtp_email_address=address
+            ),
+            400,
         )
         assert "unique" in patched["data"]["custom_smtp_email_address"]
     # Its own address is no conflict.
     same = await send(
-        client, tenant, "PATCH", tenant.faxbox.id, custom_smtp_email_address=tenant.faxbox.custom_smtp_email_address
+        client,
+        tenant,
+        "PATCH",
+        tenant.faxbox.id,
+        custom_smtp_email_address=tenant.faxbox.custom_smtp_email_address,
     )
     assert same.status_code == 200
-    reserved = await send(client, tenant, "PUT", name="x", custom_smtp_email_address="0123abcd.fax.test")
+    reserved = await send(
+        client, tenant, "PUT", name="x", custom_smtp_email_address="0123abcd.fax.test"
+    )
     assert "pattern" in assert_error(reserved, 400)["data"]["custom_smtp_email_address"]
 
 
@@ -114,7 +135,11 @@ async def test_custom_address_must_be_unique(client: httpx.AsyncClient, tenant: 
         ({"name": "x", "smtp_permission_list": ["re:("]}, "smtp_permission_list", "pattern"),
         ({"name": "x", "smtp_permission_list": "a@b.c"}, "smtp_permission_list", "type"),
         ({"name": "x", "retries": 0}, "retries", "minimum"),
-        ({"name": "x", "custom_smtp_email_address": "not a domain"}, "custom_smtp_email_address", "pattern"),
+        (
+            {"name": "x", "custom_smtp_email_address": "not a domain"},
+            "custom_smtp_email_address",
+            "pattern",
+        ),
         ({"name": "x", "owner_email": "nobody"}, "owner_email", "format"),
         ({"name": "x", "fax_timezone": "Nowhere/Town"}, "fax_timezone", "format"),
         ({"name": "x", "paper": "legal"}, "paper", "enum"),
@@ -129,7 +154,9 @@ async def test_validation(
     assert rule in body["data"][field], body
 
 
-async def test_delete_keeps_its_faxes(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_delete_keeps_its_faxes(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     from tests.api.conftest import seed_fax
 
     fax = await seed_fax(store, tenant)
@@ -137,4 +164,14 @@ async def test_delete_keeps_its_faxes(client: httpx.AsyncClient, tenant: Tenant,
     assert response.status_code == 200 and response.json()["data"]["id"] == tenant.faxbox.id
     assert_error(await client.get(boxes_url(tenant, tenant.faxbox.id), headers=auth(tenant)), 404)
     assert (await store.get_fax(fax.id)).faxbox_id is None
-    assert_error(await client.delete(boxes_url(tenant, tenant.faxbox.id), headers=auth(tenant)), 404)
+    assert_error(
+        await client.delete(boxes_url(tenant, tenant.faxbox.id), headers=auth(tenant)), 404
+    )
+
+
+async def test_bodies_must_be_json(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    headers = {**auth(tenant), "Content-Type": "text/html"}
+    response = await client.put(boxes_url(tenant), headers=headers, content=b"<b>hi</b>")
+    assert_error(response, 415)
+    response = await client.put(boxes_url(tenant), headers=auth(tenant), content=b"[]")
+    assert_error(response, 400)

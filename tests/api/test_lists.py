@@ -23,7 +23,9 @@ FOLDER_STATES = {
 }
 
 
-async def get(client: httpx.AsyncClient, tenant: Tenant, path: str, **params: Any) -> httpx.Response:
+async def get(
+    client: httpx.AsyncClient, tenant: Tenant, path: str, **params: Any
+) -> httpx.Response:
     return await client.get(faxes_url(tenant, path), headers=auth(tenant), params=params)
 
 
@@ -41,7 +43,16 @@ async def test_each_folder_lists_its_own_faxes(
     row = response.json()["data"][0]
     assert row["folder"] == folder
     assert isinstance(row["created"], int)
-    assert set(row) >= {"id", "status", "from", "to", "from_number", "to_number", "faxbox_id", "pages"}
+    assert set(row) >= {
+        "id",
+        "status",
+        "from",
+        "to",
+        "from_number",
+        "to_number",
+        "faxbox_id",
+        "pages",
+    }
     result = "rx_result" if folder in ("incoming", "inbox") else "tx_result"
     assert row[result]["success"] is False
     assert "document" not in row and "notifications" not in row  # summaries only
@@ -110,27 +121,37 @@ async def test_cursors_are_tamper_proof_and_bound_to_their_list(
 
 
 @pytest.mark.parametrize(
-    ("value", "rule"), [("abc", "type"), ("0", "minimum"), ("-3", "minimum"), ("1001", "maximum"), ("1.5", "type")]
+    ("value", "rule"),
+    [("abc", "type"), ("0", "minimum"), ("-3", "minimum"), ("1001", "maximum"), ("1.5", "type")],
 )
-async def test_bad_page_size(client: httpx.AsyncClient, tenant: Tenant, value: str, rule: str) -> None:
+async def test_bad_page_size(
+    client: httpx.AsyncClient, tenant: Tenant, value: str, rule: str
+) -> None:
     body = assert_error(await get(client, tenant, "outbox", page_size=value), 400)
     assert rule in body["data"]["page_size"]
 
 
-async def test_date_range(client: httpx.AsyncClient, tenant: Tenant, store: Store, clock: Clock) -> None:
+async def test_date_range(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store, clock: Clock
+) -> None:
     now_g = round(clock()) + GREGORIAN_OFFSET
     old = await seed_fax(store, tenant, created=clock() - 40 * 86400, roles=())
     new = await seed_fax(store, tenant, created=clock() - 10, roles=())
     default = (await get(client, tenant, "outbox")).json()["data"]
     assert [r["id"] for r in default] == [new.id]  # the default range: the last 31 days + 1 h
     then = now_g - 40 * 86400
-    rows = (await get(client, tenant, "outbox", created_from=then - 5, created_to=f"{then + 5}.999")).json()
+    rows = (
+        await get(client, tenant, "outbox", created_from=then - 5, created_to=f"{then + 5}.999")
+    ).json()
     assert [r["id"] for r in rows["data"]] == [old.id]
-    reversed_ = assert_error(await get(client, tenant, "outbox", created_from=now_g, created_to=now_g - 1), 400)
+    reversed_ = assert_error(
+        await get(client, tenant, "outbox", created_from=now_g, created_to=now_g - 1), 400
+    )
     assert reversed_["data"]["created_from"]["date_range"]["cause"] == now_g
     assert "prior to" in reversed_["data"]["created_from"]["date_range"]["message"]
     too_long = assert_error(
-        await get(client, tenant, "outbox", created_from=now_g - MAX_RANGE_S - 1, created_to=now_g), 400
+        await get(client, tenant, "outbox", created_from=now_g - MAX_RANGE_S - 1, created_to=now_g),
+        400,
     )
     assert "date_range" in too_long["data"]["created_from"]
     # Garbage and non-positive values fall back to the defaults, as in Kazoo.
@@ -138,15 +159,21 @@ async def test_date_range(client: httpx.AsyncClient, tenant: Tenant, store: Stor
         assert (await get(client, tenant, "outbox", created_from=junk)).status_code == 200
 
 
-async def test_exact_bounds_are_inclusive(client: httpx.AsyncClient, tenant: Tenant, store: Store, clock: Clock) -> None:
+async def test_exact_bounds_are_inclusive(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store, clock: Clock
+) -> None:
     fax = await seed_fax(store, tenant, created=clock() - 100.4, roles=())
     shown = (await get(client, tenant, "outbox")).json()["data"][0]["created"]
     for params in ({"created_from": shown}, {"created_to": shown, "created_from": shown - 10}):
-        assert [r["id"] for r in (await get(client, tenant, "outbox", **params)).json()["data"]] == [fax.id]
+        assert [
+            r["id"] for r in (await get(client, tenant, "outbox", **params)).json()["data"]
+        ] == [fax.id]
     assert (await get(client, tenant, "outbox", created_from=shown + 1)).json()["data"] == []
 
 
-async def test_filters_and_unknown_params(client: httpx.AsyncClient, tenant: Tenant, store: Store) -> None:
+async def test_filters_and_unknown_params(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
     a = await seed_fax(store, tenant, to_number="+14155550101", roles=())
     b = await seed_fax(store, tenant, to_number="+14155550102", roles=())
 
@@ -165,7 +192,9 @@ async def test_filters_and_unknown_params(client: httpx.AsyncClient, tenant: Ten
     assert set(await ids(_="1700000000000", status="whatever", foo="bar")) == {a.id, b.id}
 
 
-def log_entry(entry_id: str, created: float, account_id: str | None, reply: int = 250) -> SmtpLogEntry:
+def log_entry(
+    entry_id: str, created: float, account_id: str | None, reply: int = 250
+) -> SmtpLogEntry:
     return SmtpLogEntry(
         id=entry_id,
         created=created,
@@ -208,3 +237,19 @@ async def test_smtplog_list_and_get(
     assert (await client.get("/v2/faxes/smtplog/nobody", headers=auth(ADMIN))).status_code == 200
     mine = await client.get(faxes_url(tenant, "smtplog"), headers=auth(ADMIN))
     assert [r["id"] for r in mine.json()["data"]] == ["mine-2", "mine-1"]
+
+
+async def test_paginate_false_reads_the_range_in_chunks(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    store: Store,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("gateway.api.paging.UNPAGINATED_CHUNK", 3)
+    ids = [(await seed_fax(store, tenant, created=clock() - n, roles=())).id for n in range(8)]
+    body = (await get(client, tenant, "outbox", paginate="false")).json()
+    assert [r["id"] for r in body["data"]] == ids
+    assert body["page_size"] == 8 and "next_start_key" not in body
+    ascending = (await get(client, tenant, "outbox", paginate="false", ascending="true")).json()
+    assert [r["id"] for r in ascending["data"]] == list(reversed(ids))

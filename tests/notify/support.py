@@ -47,7 +47,8 @@ class Collector:
     on the same port (the smarthost going down and coming back)."""
 
     port: int = 0
-    refuse: set[str] = field(default_factory=set)  # recipients answered 550
+    refuse: set[str] = field(default_factory=set)  # recipients answered refuse_reply
+    refuse_reply: str = "550 5.1.1 no such user here"
     received: list[Received] = field(default_factory=list)
     server: asyncio.Server | None = None
     smtp_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +58,7 @@ class Collector:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if address in self.refuse:
-            return "550 5.1.1 no such user here"
+            return self.refuse_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

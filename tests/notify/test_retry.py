@@ -90,6 +90,18 @@ async def test_dead_with_the_error_after_the_maximum_age(
     assert row.attempts == 3
 
 
+async def test_a_5xx_that_blames_the_setup_is_retried(
+    store: Store, tenant: Tenant, collector: Collector, make_notifier: MakeNotifier
+) -> None:
+    collector.refuse_reply = "550 5.7.1 relaying denied"  # the smarthost does not know us yet
+    collector.refuse.add("alice@example.com")
+    fax_id = await finished_fax(store, tenant)
+    await make_notifier(collector.port).run_until_idle()
+    [row] = await store.notifications_of_fax(fax_id)
+    assert row.state is NotificationState.PENDING
+    assert row.error == "smarthost refused the recipient: 550 5.7.1 relaying denied"
+
+
 async def test_recipient_refused_with_5xx_is_dead_at_once_others_still_go(
     store: Store, tenant: Tenant, collector: Collector, make_notifier: MakeNotifier
 ) -> None:

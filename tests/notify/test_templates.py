@@ -11,7 +11,7 @@ import pytest
 from gateway.config import NotificationSettings, SmsWebhookSettings
 from gateway.errors import ConfigError
 from gateway.models import NotificationEvent
-from gateway.notify import VARIABLES, load_templates
+from gateway.notify import VARIABLES, check_settings, load_templates
 from gateway.notify.templates import fax_variables
 from gateway.store import Store
 from tests.conftest import Tenant
@@ -143,3 +143,17 @@ def test_docs_list_every_variable_and_the_config_every_key() -> None:
     for key in SmsWebhookSettings.model_fields:
         assert re.search(rf"^(#? ?{key} = |\[notifications\.sms\.{key}\])", sms, re.M), key
     tomllib.loads(toml)
+
+
+def test_check_settings_reports_what_the_notifier_would_refuse(tmp_path: Path) -> None:
+    check_settings(NotificationSettings(templates_dir=TEMPLATES, smarthost_host="127.0.0.1"))
+    with pytest.raises(ConfigError, match="cannot read notification template"):
+        check_settings(NotificationSettings(templates_dir=tmp_path))
+    with pytest.raises(ConfigError, match="smarthost_ca_file"):
+        check_settings(
+            NotificationSettings(
+                templates_dir=TEMPLATES,
+                smarthost_host="127.0.0.1",
+                smarthost_ca_file=tmp_path / "missing.pem",
+            )
+        )

@@ -1,0 +1,341 @@
+"""Exactly one smtplog row per SMTP transaction, however it ends, with what happened in it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import smtplib
+import threading
+from typing import Any
+
+from gateway.models import SmtpLogEntry
+from gateway.store import Store
+from tests.builders import encrypted_pdf_bytes, image_bytes, make_email, pdf_bytes
+from tests.conftest import (
+    RawClient,
+    SmtpHarness,
+    StartServer,
+    Tenant,
+    make_tenant,
+    transact,
+)
+
+
+def crlf(data: bytes) -> bytes:
+    return re.sub(rb"\r?\n", b"\r\n", data)
+
+
+async def one_row(smtp: SmtpHarness) -> SmtpLogEntry:
+    rows = await smtp.smtplog()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def test_accepted_message(smtp: SmtpHarness, tenant: Tenant) -> None:
+    pdf, png = pdf_bytes(2), image_bytes("PNG")
+    message = make_email(
+        subject="Invoice 7",
+        message_id="<inv-7@example.com>",
+        attachments=[
+            (pdf, "application/pdf", "C:\\Users\\alice\\Documents\\invoice.pdf"),
+            (png, "image/png", "../../../etc/scan.png"),
+        ],
+    )
+    data = crlf(message.as_bytes())
+    rcpts = ["+1-415-555-0100@fax.test", "+14155550101@fax.test"]
+    out = await smtp.transact(data, sender="Alice@Example.com", rcpts=rcpts)
+    row = await one_row(smtp)
+    assert row.peer_ip == "127.0.0.1"
+    assert row.helo == "client.test"
+    assert row.tls is False
+    assert row.auth_user is None
+    assert row.mail_from == "Alice@Example.com"
+    assert [(r.address, r.reply, r.accepted) for r in row.recipients] == [
+        (rcpts[0], "250 2.1.5 Recipient ok, fax to +14155550100", True),
+        (rcpts[1], "250 2.1.5 Recipient ok, fax to +14155550101", True),
+    ]
+    first = row.recipients[0]
+    assert first.original_number == "+1-415-555-0100"
+    assert first.translated_number == "+14155550100"
+    assert first.faxbox_domain == "fax.test"
+    assert first.account_id == tenant.account_id
+    assert first.faxbox_id == tenant.faxbox.id
+    assert row.account_id == tenant.account_id
+    assert row.faxbox_id == tenant.faxbox.id
+    assert row.message_id == "<inv-7@example.com>"
+    assert row.subject == "Invoice 7"
+    assert row.size == len(data)
+    assert row.documents == [
+        {"content_type": "application/pdf", "filename": "invoice.pdf", "outcome": "document",
+         "pages": "2"},
+        {"content_type": "image/png", "filename": "scan.png", "outcome": "document",
+         "pages": "1"},
+    ]
+    assert row.reply_code == 250
+    assert row.reply_text == "250 " + out.data[1]  # type: ignore[index]
+    assert row.errors == []
+    assert row.fax_ids == out.fax_ids
+    # The client's file names, without their folders, are what the job keeps too.
+    names = [d.filename for d in await smtp.store.fax_documents(out.fax_ids[0])]
+    assert names == ["invoice.pdf", "scan.png"]
+
+
+async def test_rejected_at_mail(start_server: StartServer, tenant: Tenant) -> None:
+    smtp = await start_server(max_message_bytes=10_000)
+
+    def conversation(client: smtplib.SMTP) -> object:
+        return transact(client, mail_options=("SIZE=20000",))
+
+    out = await smtp.run(conversation)
+    assert out.mail[0] == 552  # type: ignore[attr-defined]
+    row = await one_row(smtp)
+    assert row.mail_from == "alice@example.com"
+    assert row.recipients == []
+    assert row.reply_code == 552
+    assert row.reply_text is not None and row.reply_text.startswith("552 5.3.4 ")
+    assert row.errors and row.fax_ids == []
+
+
+async def test_malformed_mail_from(smtp: SmtpHarness, tenant: Tenant) -> None:
+    def conversation(client: smtplib.SMTP) -> tuple[int, bytes]:
+        client.ehlo()
+        return client.docmd("MAIL", "FROM:")
+
+    code, _ = await smtp.run(conversation)
+    assert code in (501, 553)
+    row = await one_row(smtp)
+    assert row.reply_code == code
+
+
+async def test_every_recipient_refused_then_quit(smtp: SmtpHarness, tenant: Tenant) -> None:
+    rcpts = ["+14155550100@nowhere.example", "letters@fax.test"]
+    out = await smtp.transact(make_email(), sender="eve@example.com", rcpts=rcpts)
+    assert [c for c, _ in out.rcpts] == [550, 550]
+    row = await one_row(smtp)
+    assert [(r.address, r.reply[:9], r.accepted) for r in row.recipients] == [
+        (rcpts[0], "550 5.7.1", False),
+        (rcpts[1], "550 5.1.1", False),
+    ]
+    assert row.recipients[0].faxbox_domain == "nowhere.example"
+    assert row.recipients[0].account_id is None
+    assert row.recipients[1].faxbox_id == tenant.faxbox.id
+    assert row.recipients[1].original_number == "letters"
+    assert row.recipients[1].translated_number is None
+    assert row.reply_code == 550
+    assert row.reply_text == row.recipients[-1].reply
+    assert row.errors[-1] == "client quit before DATA"
+    assert row.fax_ids == []
+
+
+async def test_rset(smtp: SmtpHarness, tenant: Tenant) -> None:
+    def conversation(client: smtplib.SMTP) -> None:
+        client.ehlo()
+        client.mail("alice@example.com")
+        client.rcpt("+14155550100@fax.test")
+        client.rset()
+        client.mail("bob@example.com")
+        client.rset()
+        client.rset()  # nothing open: no row
+
+    await smtp.run(conversation)
+    rows = await smtp.smtplog()
+    assert [(r.mail_from, len(r.recipients), r.reply_code) for r in rows] == [
+        ("alice@example.com", 1, None),
+        ("bob@example.com", 0, None),
+    ]
+    assert rows[0].errors == ["transaction reset by client (RSET)"]
+    assert await smtp.store.recent_faxes(None, 5) == []
+
+
+async def test_ehlo_ends_an_open_transaction(smtp: SmtpHarness, tenant: Tenant) -> None:
+    def conversation(client: smtplib.SMTP) -> object:
+        client.ehlo()
+        client.mail("alice@example.com")
+        client.rcpt("+14155550100@fax.test")
+        client.ehlo("again.test")
+        return transact(client, data=make_email())
+
+    out = await smtp.run(conversation)
+    rows = await smtp.smtplog()
+    assert [r.reply_code for r in rows] == [None, 250]
+    assert rows[0].errors == ["transaction reset by client (HELO/EHLO)"]
+    assert rows[1].helo == "again.test"
+    assert rows[1].fax_ids == out.fax_ids  # type: ignore[attr-defined]
+
+
+async def test_client_vanishes_mid_data(smtp: SmtpHarness, tenant: Tenant) -> None:
+    def conversation() -> None:
+        client = RawClient(smtp.host, smtp.port)
+        assert client.cmd("EHLO raw.test").startswith("250")
+        assert client.cmd("MAIL FROM:<alice@example.com>").startswith("250")
+        assert client.cmd("RCPT TO:<+14155550100@fax.test>").startswith("250")
+        assert client.cmd("DATA").startswith("354")
+        client.send(crlf(make_email().as_bytes())[:300])  # and no end of data
+        client.close()
+
+    await smtp.thread(conversation)
+    row = await one_row(smtp)
+    assert row.helo == "raw.test"
+    assert row.recipients[0].accepted
+    assert row.reply_code is None
+    assert row.errors == ["client disconnected during DATA"]
+    assert await smtp.store.recent_faxes(None, 5) == []
+
+
+async def test_client_vanishes_before_data(smtp: SmtpHarness, tenant: Tenant) -> None:
+    def conversation() -> None:
+        client = RawClient(smtp.host, smtp.port)
+        client.cmd("HELO raw.test")
+        client.cmd("MAIL FROM:<alice@example.com>")
+        client.cmd("RCPT TO:<+14155550100@fax.test>")
+        client.close()
+
+    await smtp.thread(conversation)
+    row = await one_row(smtp)
+    assert row.errors == ["client disconnected"]
+
+
+class GatedStore(Store):
+    """A collaborator that holds the accepting commit until the test lets it go."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = threading.Event()
+        self.gate = asyncio.Event()
+
+    async def accept_message(self, *args: Any, **kwargs: Any) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        await super().accept_message(*args, **kwargs)
+
+
+async def test_client_vanishes_while_its_message_is_committed(
+    start_server: StartServer, store: Store, tenant: Tenant
+) -> None:
+    """The message is complete: it is committed and logged once even though no one hears
+    the 250, and the MTA's retry gets the same fax id."""
+    gated = GatedStore(store.db.path, "normal", clock=store.clock)
+    await gated.open()
+    smtp = await start_server(intake_store=gated)
+    message = make_email(message_id="<lost-250@example.com>")
+
+    def conversation() -> None:
+        client = RawClient(smtp.host, smtp.port)
+        client.cmd("EHLO raw.test")
+        client.cmd("MAIL FROM:<alice@example.com>")
+        client.cmd("RCPT TO:<+14155550100@fax.test>")
+        client.cmd("DATA")
+        client.send(crlf(message.as_bytes()) + b".\r\n")
+        assert gated.entered.wait(30)
+        client.close()  # gone before the reply
+
+    client = asyncio.ensure_future(asyncio.to_thread(conversation))
+    await asyncio.wait_for(smtp.server.wait_idle(), 30)  # the client has hung up ...
+    await client
+    gated.gate.set()  # ... and only now does the commit go ahead
+    await smtp.settle()
+    row = await one_row(smtp)
+    assert row.reply_code == 250
+    assert len(row.fax_ids) == 1
+    [fax] = await smtp.store.recent_faxes(None, 5)
+    assert fax.id == row.fax_ids[0]
+    retry = await smtp.transact(message)
+    assert retry.fax_ids == row.fax_ids
+    await gated.close()
+
+
+async def test_session_timeout_mid_transaction(start_server: StartServer, tenant: Tenant) -> None:
+    smtp = await start_server(timeout_s=0.3)
+
+    def conversation() -> bool:
+        client = RawClient(smtp.host, smtp.port)
+        client.cmd("EHLO raw.test")
+        client.cmd("MAIL FROM:<alice@example.com>")
+        client.cmd("RCPT TO:<+14155550100@fax.test>")
+        closed = client.closed_by_server()  # waits for the server to give up on us
+        client.close()
+        return closed
+
+    assert await smtp.thread(conversation)
+    row = await one_row(smtp)
+    assert row.errors == ["session timed out"]
+
+
+async def test_oversized_data(start_server: StartServer, tenant: Tenant) -> None:
+    smtp = await start_server(max_message_bytes=20_000)
+    message = make_email(attachments=[(pdf_bytes(1) * 3, "application/octet-stream", "b.bin")])
+    out = await smtp.transact(message)
+    assert out.data is not None and out.data[0] == 552
+    row = await one_row(smtp)
+    assert row.reply_code == 552
+    assert row.reply_text == "552 5.3.4 Message exceeds the maximum size of 20000 bytes"
+    assert row.recipients[0].accepted
+    assert row.fax_ids == []
+
+
+async def test_rejected_document_is_described(smtp: SmtpHarness, tenant: Tenant) -> None:
+    message = make_email(
+        attachments=[
+            (pdf_bytes(), "application/pdf", "fine.pdf"),
+            (encrypted_pdf_bytes(), "application/pdf", "/home/alice/locked.pdf"),
+        ]
+    )
+    out = await smtp.transact(message)
+    assert out.data is not None and out.data[0] == 554
+    row = await one_row(smtp)
+    assert row.documents == [
+        {"content_type": "application/pdf", "filename": "fine.pdf", "outcome": "document",
+         "pages": "1"},
+        {"content_type": "application/pdf", "filename": "locked.pdf", "outcome": "rejected"},
+    ]
+    assert row.errors == ["locked.pdf: encrypted PDF needs a password"]
+    assert "/home" not in (row.reply_text or "")
+
+
+async def test_mixed_recipients_each_keep_their_reply(
+    smtp: SmtpHarness, store: Store, tenant: Tenant
+) -> None:
+    await make_tenant(store, "strict", domain="strict.test", permit=("boss@example.com",))
+    rcpts = ["+14155550100@fax.test", "+14155550101@strict.test", "+14155550102@fax.test"]
+    out = await smtp.transact(make_email(), rcpts=rcpts)
+    row = await one_row(smtp)
+    assert [r.reply for r in row.recipients] == [f"{c} {t}" for c, t in out.rcpts]
+    assert [r.accepted for r in row.recipients] == [True, False, True]
+    assert row.reply_code == 250
+    assert len(row.fax_ids) == 2
+    assert row.errors == [f"{rcpts[1]}: {row.recipients[1].reply}"]
+
+
+async def test_proxy_protocol_address_is_logged(start_server: StartServer, tenant: Tenant) -> None:
+    smtp = await start_server(proxy_protocol=True)
+    proxy = b"PROXY TCP4 203.0.113.7 192.0.2.25 40000 25\r\n"
+
+    def conversation() -> None:
+        client = RawClient(smtp.host, smtp.port, preamble=proxy)
+        assert client.banner.startswith("220")
+        client.cmd("EHLO proxied.test")
+        client.cmd("MAIL FROM:<alice@example.com>")
+        client.cmd("RCPT TO:<+14155550100@fax.test>")
+        assert client.cmd("DATA").startswith("354")
+        assert client.cmd(crlf(make_email().as_bytes()).decode() + ".").startswith("250")
+        client.cmd("QUIT")
+        client.close()
+
+    await smtp.thread(conversation)
+    row = await one_row(smtp)
+    assert row.peer_ip == "203.0.113.7"
+    assert row.reply_code == 250
+
+
+async def test_several_transactions_several_rows(smtp: SmtpHarness, tenant: Tenant) -> None:
+    def conversation(client: smtplib.SMTP) -> None:
+        transact(client, data=make_email())  # accepted
+        transact(client, rcpts=["+14155550100@nowhere.example"], data=make_email())  # refused
+        client.rset()  # as smtplib.sendmail does after refusals
+        transact(client, data=make_email(body=None))  # refused at DATA (no document)
+        client.rset()  # nothing open: no row
+
+    await smtp.run(conversation)
+    rows = await smtp.smtplog()
+    assert [r.reply_code for r in rows] == [250, 550, 554]
+    assert len({r.id for r in rows}) == 3
