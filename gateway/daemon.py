@@ -15,15 +15,20 @@ takes at most the longer of the two drain times. SIGHUP reloads what is safe to 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway import housekeeping, reload, sdnotify
+from gateway.api.app import create_app
+from gateway.api.server import serve_http
 from gateway.bootstrap import ensure_demo
 from gateway.config import Settings
+from gateway.fetch import fetch_document
 from gateway.metrics import MeteredRenderPool, MeteredTransport, Metrics
 from gateway.notify import Notifier
 from gateway.pipeline import RenderStage
@@ -42,6 +47,7 @@ class Daemon:
     announce: Callable[[str], None] = print
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     smtp_port: int = 0
+    http_port: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     config_path: Path | None = None  # re-read on SIGHUP
     metrics: Metrics = field(default_factory=Metrics)
@@ -69,7 +75,13 @@ class Daemon:
             local_numbers,
             on_finished=lambda _fax_id: self.notifier.wake.set(),
         )
-        self.render = RenderStage(self.store, self.pool, s, on_ready=self.worker.wake.set)
+        self.render = RenderStage(
+            self.store,
+            self.pool,
+            s,
+            fetcher=functools.partial(fetch_document, settings=s.fetch),
+            on_ready=self.worker.wake.set,
+        )
         self.work_stop = asyncio.Event()
         self.tasks = [
             asyncio.create_task(self.render.run(self.work_stop), name="render"),
@@ -94,20 +106,37 @@ class Daemon:
         )
         self.smtp_port = await self.smtp.start()
         log.info("smtp listening on %s:%d", s.smtp.host, self.smtp_port)
+        self.http_stop = asyncio.Event()
+        http_ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        app = create_app(self.store, s, on_created=self.render.wake.set)
+        self.http_task = asyncio.create_task(
+            serve_http(app, s.http, self.http_stop, on_ready=http_ready.set_result), name="http"
+        )
+        first: set[asyncio.Future[Any]] = {self.http_task, http_ready}
+        done, _ = await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if self.http_task in done:
+            await self.http_task  # it failed to start (port in use): raise its ConfigError
+        self.http_port = http_ready.result()
+        log.info("http listening on %s:%d", s.http.host, self.http_port)
         if demo is not None:
             self.announce(
                 f"demo faxbox: send mail to <number>@{demo.smtp_domain} "
                 f"(account {demo.account_id}); demo auth token: {demo.auth_token}"
             )
-        self.announce(f"fax-gateway ready: smtp {s.smtp.host}:{self.smtp_port}")
+        listeners = (
+            f"smtp {s.smtp.host}:{self.smtp_port}, http http://{s.http.host}:{self.http_port}"
+        )
+        self.announce(f"fax-gateway ready: {listeners}")
         # Last, once every listener (SMTP, HTTP) accepts: systemd starts dependents now.
-        sdnotify.ready(f"smtp {s.smtp.host}:{self.smtp_port}")
+        sdnotify.ready(listeners)
 
     async def stop(self) -> None:
         sdnotify.stopping()
         self.work_stop.set()  # claim nothing new; running transmissions may finish (drain)
+        self.http_stop.set()  # requests in flight finish (http.shutdown_timeout_s)
         await asyncio.gather(
             self.smtp.shutdown(self.settings.smtp.drain_timeout_s),
+            self.http_task,
             *self.tasks,
             return_exceptions=True,
         )

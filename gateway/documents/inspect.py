@@ -69,13 +69,12 @@ def inspect_binary(data: bytes, filename: str, limits: InspectLimits) -> SourceD
 
 
 def text_document(text: str, filename: str) -> SourceDocument:
-    lines = 0
-    pages = 1
-    for raw in text.expandtabs(8).split("\n"):
-        pages += raw.count("\f")
-        for chunk in raw.split("\f"):
-            lines += max(1, -(-len(chunk) // TEXT_COLUMNS))
-    pages += lines // TEXT_LINES_PER_PAGE
+    """A text document with an estimate of its pages (form feeds start a new page)."""
+    pages = 0
+    for section in text.expandtabs(8).split("\f"):
+        rows = section.rstrip("\n").split("\n")
+        lines = sum(max(1, -(-len(line) // TEXT_COLUMNS)) for line in rows)
+        pages += max(1, -(-lines // TEXT_LINES_PER_PAGE))
     return SourceDocument(
         kind=DocumentKind.TEXT, data=text.encode("utf-8"), filename=filename, pages=pages
     )

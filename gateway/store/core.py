@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 from collections.abc import Sequence
@@ -105,20 +106,33 @@ class CoreStore(StoreBase):
     ) -> Faxbox:
         """Insert ``faxbox`` (id, address and times are assigned here)."""
         now = self.clock()
-        password_hash = credentials.hash_password(smtp_password) if smtp_password else None
-        custom = faxbox.custom_smtp_email_address
+        password_hash = (
+            await asyncio.to_thread(credentials.hash_password, smtp_password)
+            if smtp_password
+            else None
+        )
+        custom = (
+            faxbox.custom_smtp_email_address.lower() if faxbox.custom_smtp_email_address else None
+        )
         for _ in range(5):
             created = replace(
                 faxbox,
                 id=credentials.new_id(),
                 smtp_email_address=f"{secrets.token_hex(4)}.{default_smtp_domain.lower()}",
-                custom_smtp_email_address=custom.lower() if custom else None,
+                custom_smtp_email_address=custom,
                 has_smtp_password=password_hash is not None,
                 created=now,
                 modified=now,
             )
-            try:
-                async with self.db.transaction() as db:
+            async with self.db.transaction() as db:
+                taken = await self._addresses_taken(db, created)
+                if taken == "custom":
+                    raise InvalidFieldError(
+                        "custom_smtp_email_address", "unique", "email address must be unique"
+                    )
+                if taken == "generated":
+                    continue  # a random address collided: draw another
+                try:
                     await db.execute(
                         "INSERT INTO faxboxes (id, account_id, name, smtp_email_address,"
                         " custom_smtp_email_address, fax_number, owner_email, smtp_password_hash,"
@@ -137,19 +151,33 @@ class CoreStore(StoreBase):
                             now,
                         ),
                     )
-            except sqlite3.IntegrityError as exc:
-                message = str(exc)
-                if "custom_smtp_email_address" in message:
-                    raise InvalidFieldError(
-                        "custom_smtp_email_address", "unique", "email address must be unique"
-                    ) from exc
-                if "smtp_email_address" in message:
-                    continue  # a random address collided: draw another
-                if "FOREIGN KEY" in message:
-                    raise NotFoundError(f"account {faxbox.account_id} not found") from exc
-                raise StorageError(f"cannot create faxbox: {exc}") from exc
+                except sqlite3.IntegrityError as exc:
+                    if "FOREIGN KEY" in str(exc):
+                        raise NotFoundError(f"account {faxbox.account_id} not found") from exc
+                    raise
             return created
         raise StorageError("could not allocate a unique smtp address")
+
+    @staticmethod
+    async def _addresses_taken(db: aiosqlite.Connection, faxbox: Faxbox) -> str | None:
+        """Both address columns name mail domains: a domain must be unique across the two,
+        or mail for one faxbox could be routed to another's."""
+        custom = faxbox.custom_smtp_email_address
+        if custom is not None:
+            async with db.execute(
+                "SELECT 1 FROM faxboxes WHERE smtp_email_address = ? OR custom_smtp_email_address = ?",
+                (custom, custom),
+            ) as cur:
+                if await cur.fetchone() is not None:
+                    return "custom"
+        generated = faxbox.smtp_email_address
+        async with db.execute(
+            "SELECT 1 FROM faxboxes WHERE smtp_email_address = ? OR custom_smtp_email_address = ?",
+            (generated, generated),
+        ) as cur:
+            if await cur.fetchone() is not None or generated == custom:
+                return "generated"
+        return None
 
     async def get_faxbox(self, faxbox_id: str, account_id: str | None = None) -> Faxbox:
         row = await self.db.fetchone("SELECT * FROM faxboxes WHERE id = ?", (faxbox_id,))

@@ -35,31 +35,52 @@ class Database:
             self._writer = await self._connect()
             await self._migrate(self._writer)
             self._reader = await self._connect()
-        except (sqlite3.Error, OSError) as exc:
+        except BaseException as exc:
             await self.close()
-            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+            raise
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            conn.row_factory = aiosqlite.Row
+            # First: switching a new file to WAL needs a lock another process may hold.
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            await conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    @staticmethod
+    async def _user_version(conn: aiosqlite.Connection) -> int:
         async with conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
-        version = int(row[0]) if row else 0
+        return int(row[0]) if row else 0
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        while (version := await self._user_version(conn)) < len(MIGRATIONS):
+            try:
+                # The version bump rides in the migration's own transaction. BEGIN IMMEDIATE
+                # makes a second process (a CLI command beside a starting daemon) wait for the
+                # first; it then fails on the tables just made, finds the new version, moves on.
+                await conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\n"
+                    f"PRAGMA user_version={version + 1};\nCOMMIT;"
+                )
+            except sqlite3.Error:
+                with suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
+                if await self._user_version(conn) <= version:
+                    raise
         if version > len(MIGRATIONS):
             raise StorageError(
                 f"database schema version {version} is newer than this gateway knows"
                 f" ({len(MIGRATIONS)}); upgrade the gateway"
             )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            # executescript commits first; the version bump rides in the same script.
-            await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):

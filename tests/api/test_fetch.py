@@ -8,6 +8,7 @@ but loopback. Allowed fetches go to a local server, admitted with ``allow_networ
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -204,3 +205,11 @@ async def test_environment_proxies_are_ignored(docs: str, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     document, recorder = await fetch(f"{docs}/doc.pdf")
     assert document.pages == 2 and recorder.connects == ["127.0.0.1"]
+
+
+async def test_connection_refused_is_a_document_error() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    reason, recorder = await refused(f"http://127.0.0.1:{port}/doc.pdf")
+    assert reason.startswith("cannot fetch") and recorder.connects == ["127.0.0.1"]

@@ -1,0 +1,284 @@
+"""The store's plumbing and its core operations: schema, SQLite settings, secrets, intake."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway import credentials
+from gateway.errors import InvalidFieldError, NotFoundError, StorageError
+from gateway.models import DocumentKind, Faxbox, NewFax, SmtpLogEntry, SourceDocument
+from gateway.store import Store
+from gateway.store.schema import MIGRATIONS
+from tests.builders import pdf_bytes
+from tests.conftest import Clock, Tenant, make_tenant
+
+
+def raw_db(store: Store) -> sqlite3.Connection:
+    return sqlite3.connect(store.db.path)
+
+
+async def test_schema_is_migrated_to_the_latest_version(store: Store) -> None:
+    with raw_db(store) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"accounts", "api_tokens", "faxboxes", "faxes", "documents", "fax_documents",
+            "smtplog"} <= tables
+    assert store.db.schema_version == len(MIGRATIONS)
+
+
+async def test_wal_and_foreign_keys_on_every_connection(store: Store) -> None:
+    for conn in (store.db._writer, store.db._reader):
+        assert conn is not None
+        async with conn.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
+        async with conn.execute("PRAGMA foreign_keys") as cur:
+            assert (await cur.fetchone())[0] == 1  # type: ignore[index]
+    with raw_db(store) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
+
+
+@pytest.mark.parametrize(("setting", "value"), [("full", 2), ("normal", 1)])
+async def test_synchronous_setting(tmp_path: Path, setting: str, value: int) -> None:
+    store = Store(tmp_path / "s.sqlite3", setting)
+    await store.open()
+    try:
+        async with store.db._writer.execute("PRAGMA synchronous") as cur:  # type: ignore[union-attr]
+            assert (await cur.fetchone())[0] == value  # type: ignore[index]
+    finally:
+        await store.close()
+
+
+async def test_foreign_keys_are_enforced(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        await store.create_faxbox(
+            Faxbox(id="", account_id="no-such-account", name="x", smtp_email_address=""),
+            "fax.test",
+        )
+    with pytest.raises(StorageError, match="FOREIGN KEY"):
+        await store.create_fax(NewFax(account_id="no-such-account", to_number="+14155550100"))
+
+
+async def test_reopening_keeps_data_and_does_not_migrate_again(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "db" / "nested" / "gw.sqlite3"  # folders are created
+    store = Store(path, "normal", clock=clock)
+    await store.open()
+    account, _, _ = await store.create_account("kept")
+    await store.close()
+    again = Store(path, "normal", clock=clock)
+    await again.open()
+    assert (await again.get_account(account.id)).name == "kept"
+    await again.close()
+
+
+async def test_upgrade_from_the_first_version(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0] + "\nPRAGMA user_version=1;")
+        db.execute("INSERT INTO accounts (id, name, realm, created) VALUES ('a1', 'old', NULL, 0)")
+    store = Store(path, "normal")
+    await store.open()
+    try:
+        assert (await store.get_account("a1")).name == "old"
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        await store.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    store = Store(path, "normal")
+    with pytest.raises(StorageError, match="newer than this gateway knows"):
+        await store.open()
+
+
+async def test_two_processes_starting_on_a_fresh_file(tmp_path: Path) -> None:
+    """A CLI command and the daemon may open a new database at the same moment."""
+    path = tmp_path / "race.sqlite3"
+    stores = [Store(path, "normal") for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="cannot open database"):
+        await Store(path, "normal").open()
+
+
+async def test_closed_store_raises_storage_error(store: Store) -> None:
+    await store.close()
+    with pytest.raises(StorageError):
+        await store.create_account("late")
+    with pytest.raises(StorageError):
+        await store.recent_faxes(None, 1)
+    await store.open()
+
+
+# -- accounts and secrets ----------------------------------------------------------------------
+
+
+async def test_tokens_are_stored_only_as_hashes(store: Store) -> None:
+    account, auth_token, api_key = await store.create_account("acme", "ACME.example")
+    assert re.fullmatch(r"[0-9a-f]{32}", account.id)
+    assert account.realm == "acme.example"
+    assert auth_token != api_key and len(auth_token) >= 40
+    assert (await store.account_for_token(auth_token)) == account
+    assert (await store.account_for_token(api_key, "api_key")) == account
+    assert await store.account_for_token(api_key) is None  # kinds do not mix
+    assert await store.account_for_token("guess") is None
+    await store.close()  # checkpoint the WAL into the file
+    raw = store.db.path.read_bytes()
+    assert auth_token.encode() not in raw and api_key.encode() not in raw
+    with sqlite3.connect(store.db.path) as db:
+        hashes = {r[0] for r in db.execute("SELECT token_hash FROM api_tokens")}
+    assert hashes == {credentials.token_hash(auth_token), credentials.token_hash(api_key)}
+    await store.open()
+
+
+async def test_realm_is_unique(store: Store) -> None:
+    await store.create_account("one", "corp.example")
+    with pytest.raises(InvalidFieldError) as refused:
+        await store.create_account("two", "CORP.example")
+    assert (refused.value.field, refused.value.rule) == ("realm", "unique")
+    assert (await store.account_by_realm("Corp.Example")) is not None
+
+
+# -- faxboxes --------------------------------------------------------------------------------
+
+
+async def test_faxbox_addresses(store: Store, tenant: Tenant) -> None:
+    box = tenant.faxbox
+    assert re.fullmatch(r"[0-9a-f]{8}\.fax\.test", box.smtp_email_address)
+    assert box.custom_smtp_email_address == "fax.test"
+    for domain in (box.smtp_email_address, box.smtp_email_address.upper(), "FAX.test"):
+        found = await store.faxbox_by_domain(domain)
+        assert found is not None and found.id == box.id
+    assert await store.faxbox_by_domain("other.test") is None
+    for login in (box.id, box.smtp_email_address.upper()):
+        found = await store.faxbox_by_login(login)
+        assert found is not None and found.id == box.id
+    assert await store.faxbox_by_login("nobody") is None
+
+
+async def test_custom_address_is_unique(store: Store, tenant: Tenant) -> None:
+    with pytest.raises(InvalidFieldError) as refused:
+        await make_tenant(store, "copycat", domain="FAX.TEST")
+    assert (refused.value.field, refused.value.rule) == ("custom_smtp_email_address", "unique")
+
+
+async def test_faxbox_settings_round_trip(store: Store) -> None:
+    tenant = await make_tenant(
+        store, permit=("a@b.example", "re:.*@c\\.example"), retries=7, include_body=True,
+        smtp_password="pw",
+    )
+    again = await store.get_faxbox(tenant.faxbox.id, tenant.account_id)
+    assert again == tenant.faxbox
+    assert again.smtp_permission_list == ("a@b.example", "re:.*@c\\.example")
+    assert again.has_smtp_password
+    stored = await store.faxbox_password_hash(again.id)
+    assert stored is not None and credentials.verify_password("pw", stored)
+    with pytest.raises(NotFoundError):
+        await store.get_faxbox(tenant.faxbox.id, "another-account")
+
+
+# -- intake ------------------------------------------------------------------------------------
+
+
+def entry(**fields: object) -> SmtpLogEntry:
+    fields.setdefault("created", 0.0)
+    return SmtpLogEntry(id=credentials.new_id(), **fields)  # type: ignore[arg-type]
+
+
+def docs() -> list[SourceDocument]:
+    return [
+        SourceDocument(DocumentKind.PDF, pdf_bytes(1), "a.pdf", 1),
+        SourceDocument(DocumentKind.TEXT, b"note", "b.txt", 1),
+    ]
+
+
+async def test_accept_message_commits_jobs_documents_and_row_together(
+    store: Store, tenant: Tenant
+) -> None:
+    log = entry(reply_code=250, reply_text="250 ok")
+    faxes = [
+        (credentials.new_id(), NewFax(account_id=tenant.account_id, to_number=n,
+                                       faxbox_id=tenant.faxbox.id, message_id="<m@x>"))
+        for n in ("+14155550100", "+14155550101")
+    ]
+    await store.accept_message(log, faxes, docs())
+    for fax_id, _ in faxes:
+        fax = await store.get_fax(fax_id)
+        assert fax.smtplog_id == log.id
+        assert [(d.filename, d.data) for d in await store.fax_documents(fax_id)] == [
+            ("a.pdf", pdf_bytes(1)), ("b.txt", b"note")
+        ]
+    assert (await store.get_smtplog(log.id)).reply_code == 250
+    with raw_db(store) as db:
+        # The documents are stored once, however many recipients share them.
+        assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM fax_documents").fetchone()[0] == 4
+
+
+async def test_accept_message_is_all_or_nothing(store: Store, tenant: Tenant) -> None:
+    with raw_db(store) as db:
+        db.execute(
+            "CREATE TRIGGER no_log BEFORE INSERT ON smtplog BEGIN SELECT RAISE(ABORT, 'full'); END"
+        )
+    fax = NewFax(account_id=tenant.account_id, to_number="+14155550100")
+    with pytest.raises(StorageError, match="full"):
+        await store.accept_message(entry(), [(credentials.new_id(), fax)], docs())
+    with raw_db(store) as db:
+        for table in ("faxes", "documents", "fax_documents", "smtplog"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+    # The writer is usable again after the rollback.
+    await store.create_account("after")
+
+
+async def test_find_recent_fax(store: Store, tenant: Tenant, clock: Clock) -> None:
+    fax_id = credentials.new_id()
+    fax = NewFax(account_id=tenant.account_id, to_number="+14155550100",
+                 faxbox_id=tenant.faxbox.id, message_id="<m@x>")
+    await store.accept_message(entry(), [(fax_id, fax)], docs())
+    args = ("<m@x>", tenant.faxbox.id, "+14155550100")
+    assert await store.find_recent_fax(*args, clock.now - 10) == fax_id
+    assert await store.find_recent_fax(*args, clock.now + 1) is None
+    assert await store.find_recent_fax("<other@x>", *args[1:], 0) is None
+    assert await store.find_recent_fax(args[0], args[1], "+14155550101", 0) is None
+
+
+async def test_smtplog_listing(store: Store, tenant: Tenant, clock: Clock) -> None:
+    other = await make_tenant(store, "other", domain="other.test")
+    ids = []
+    for n in range(5):
+        clock.advance(1)
+        log = entry(created=clock.now, mail_from=f"s{n}@x")
+        if n % 2:
+            from gateway.models import RecipientOutcome
+
+            log.recipients.append(
+                RecipientOutcome("r@x", "250", account_id=other.account_id, accepted=True)
+            )
+        await store.write_smtplog(log)
+        ids.append(log.id)
+    newest = await store.recent_smtplog(None, 3)
+    assert [e.id for e in newest] == ids[::-1][:3]
+    assert [e.id for e in await store.recent_smtplog(other.account_id, 10)] == [ids[3], ids[1]]
+    assert (await store.get_smtplog(ids[1], other.account_id)).mail_from == "s1@x"
+    with pytest.raises(NotFoundError):
+        await store.get_smtplog(ids[1], tenant.account_id)  # another account's row
