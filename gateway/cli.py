@@ -97,7 +97,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "check-config":
         from gateway.notify import check_settings
+        from gateway.smtp.server import tls_context
 
+        tls_context(settings.smtp)  # the certificate and key load, as at start
         check_settings(settings.notifications)  # templates, TLS files: as the daemon would
         print(f"configuration ok: {config_path(args.config)}")
         return 0

@@ -29,7 +29,7 @@ from gateway.api.server import serve_http
 from gateway.bootstrap import ensure_demo
 from gateway.config import Settings
 from gateway.fetch import fetch_document
-from gateway.metrics import MeteredRenderPool, MeteredTransport, Metrics
+from gateway.metrics import MeteredRenderPool, MeteredTransport, Metrics, metrics_endpoint
 from gateway.notify import Notifier
 from gateway.pipeline import RenderStage
 from gateway.smtp.handler import IntakeHandler
@@ -108,7 +108,12 @@ class Daemon:
         log.info("smtp listening on %s:%d", s.smtp.host, self.smtp_port)
         self.http_stop = asyncio.Event()
         http_ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        app = create_app(self.store, s, on_created=self.render.wake.set)
+        app = create_app(
+            self.store,
+            s,
+            on_created=self.render.wake.set,
+            metrics_app=metrics_endpoint(self.metrics, self.store),
+        )
         self.http_task = asyncio.create_task(
             serve_http(app, s.http, self.http_stop, on_ready=http_ready.set_result), name="http"
         )

@@ -93,6 +93,7 @@ class Worker:
         self.on_finished = on_finished
         self.wake = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.calls: set[asyncio.Task[TxResult]] = set()  # calls on the line now
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and send until ``stop`` is set; then drain (see ``drain``)."""
@@ -167,14 +168,23 @@ class Worker:
 
     async def drain(self, within: float | None = None) -> None:
         """Let running transmissions finish, up to the drain timeout; then hand the rest back
-        (their leases released, their jobs due again, the cut-short attempts not counted)."""
+        (their leases released, their jobs due again, the cut-short attempts not counted).
+
+        Only calls still on the line are cut: an attempt whose call has ended is always
+        recorded, so a fax the remote has confirmed is never handed back to be sent again.
+        """
         limit = self.settings.drain_timeout_s if within is None else within
         if self.tasks:
             log.info("worker: waiting up to %gs for %d transmission(s)", limit, len(self.tasks))
             _, pending = await asyncio.wait(set(self.tasks), timeout=limit)
-            for task in pending:
-                task.cancel()
             if pending:
+                for call in list(self.calls):
+                    call.cancel()
+                # Each transmission now ends without recording (its call was cut) or records
+                # the call that had just ended; a store that hangs still cannot hold the stop.
+                _, stuck = await asyncio.wait(pending, timeout=max(5.0, self.settings.lease_s))
+                for task in stuck:
+                    task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
         try:
             released = await self.store.release_leases(self.owner)
@@ -192,47 +202,63 @@ class Worker:
         renewer = asyncio.create_task(self._renew(leases))
         inbound_id: str | None = None
         try:
-            images = await self.store.fax_documents(fax.id, "tiff")
-            if not images:
-                result = _unsendable("the fax image is missing")
-            else:
-                local = await self.store.faxbox_by_fax_number(fax.to_number)
-                if local is not None:
-                    self.local_numbers.numbers.add(fax.to_number)
-                    inbound_id = await self.store.begin_inbound(
-                        local,
-                        fax.from_number,
-                        fax.fax_identity_number,
-                        self.owner,
-                        self.settings.lease_s,
-                    )
-                    leases.append(inbound_id)
+            try:
+                images = await self.store.fax_documents(fax.id, "tiff")
+                if not images:
+                    result = _unsendable("the fax image is missing")
                 else:
-                    self.local_numbers.numbers.discard(fax.to_number)
-                call = OutboundCall(
-                    fax_id=fax.id,
-                    to_number=fax.to_number,
-                    from_number=fax.from_number,
-                    tsi=fax.fax_identity_number,
-                    header=fax.fax_identity_name,
-                    timezone=fax.fax_timezone or "UTC",
-                    tiff=images[0].data,
-                    pages=fax.pages or images[0].pages,
-                )
-                result = await self.transport.send(call)
-        except Exception as exc:  # a broken attempt is a line error, retried like one
-            log.exception("worker fax=%s: attempt %d broke", fax.id, claim.attempt)
-            result = _line_error(f"transmission failed: {exc}")
-        try:
-            if inbound_id is not None:
-                # The far end's side first: once the call is over, the fax is in its inbox.
-                await self._deliver_inbound(inbound_id, result)
-            await self._record(claim, result)
-        except GatewayError:
-            log.exception("worker fax=%s: cannot record attempt %d", fax.id, claim.attempt)
-            # The lease runs out and the attempt is taken back as interrupted.
+                    local = await self.store.faxbox_by_fax_number(fax.to_number)
+                    if local is not None:
+                        self.local_numbers.numbers.add(fax.to_number)
+                        inbound_id = await self.store.begin_inbound(
+                            local,
+                            fax.from_number,
+                            fax.fax_identity_number,
+                            self.owner,
+                            self.settings.lease_s,
+                        )
+                        leases.append(inbound_id)
+                    else:
+                        self.local_numbers.numbers.discard(fax.to_number)
+                    call = OutboundCall(
+                        fax_id=fax.id,
+                        to_number=fax.to_number,
+                        from_number=fax.from_number,
+                        tsi=fax.fax_identity_number,
+                        header=fax.fax_identity_name,
+                        timezone=fax.fax_timezone or "UTC",
+                        tiff=images[0].data,
+                        pages=fax.pages or images[0].pages,
+                    )
+                    result = await self._call(call)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this transmission itself is being cancelled
+                # Only the call was cut (drain timeout): nothing to record; ``drain`` hands
+                # the job back and ends the reception it was feeding.
+                log.warning("worker fax=%s: call cut short by the stop", fax.id)
+                return
+            except Exception as exc:  # a broken attempt is a line error, retried like one
+                log.exception("worker fax=%s: attempt %d broke", fax.id, claim.attempt)
+                result = _line_error(f"transmission failed: {exc}")
+            try:
+                if inbound_id is not None:
+                    # The far end's side first: once the call is over, the fax is in its inbox.
+                    await self._deliver_inbound(inbound_id, result)
+                await self._record(claim, result)
+            except GatewayError:
+                log.exception("worker fax=%s: cannot record attempt %d", fax.id, claim.attempt)
+                # The lease runs out and the attempt is taken back as interrupted.
         finally:
             renewer.cancel()
+
+    async def _call(self, call: OutboundCall) -> TxResult:
+        """The call itself, as a task of its own: the one part a stop may cut short."""
+        task = asyncio.create_task(self.transport.send(call), name=f"call-{call.fax_id}")
+        self.calls.add(task)
+        task.add_done_callback(self.calls.discard)
+        return await task
 
     async def _record(self, claim: Claim, result: TxResult) -> None:
         fax = claim.fax

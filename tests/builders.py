@@ -78,7 +78,11 @@ def tiff_bytes(frames: int = 1) -> bytes:
         images.append(image)
     buf = io.BytesIO()
     images[0].save(
-        buf, "TIFF", compression="group4", dpi=(204, 196), save_all=True,
+        buf,
+        "TIFF",
+        compression="group4",
+        dpi=(204, 196),
+        save_all=True,
         append_images=images[1:],
     )
     return buf.getvalue()

@@ -112,9 +112,7 @@ def test_html_only_body_is_converted() -> None:
 
 
 def test_lying_charset_falls_back() -> None:
-    raw = (
-        b"Content-Type: text/plain; charset=utf-8\r\n\r\nGr\xfc\xdfe aus K\xf6ln\r\n"
-    )
+    raw = b"Content-Type: text/plain; charset=utf-8\r\n\r\nGr\xfc\xdfe aus K\xf6ln\r\n"
     [doc] = read_message(raw, OPTIONS).documents
     assert doc.data.decode() == "Grüße aus Köln\n"
 
@@ -276,7 +274,9 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
 
 def test_image_pixel_limit_is_configurable() -> None:
     with pytest.raises(DocumentError, match="exceeds 1000 pixels"):
-        inspect_binary(image_bytes("PNG", (100, 100)), "a.png", InspectLimits(max_image_pixels=1000))
+        inspect_binary(
+            image_bytes("PNG", (100, 100)), "a.png", InspectLimits(max_image_pixels=1000)
+        )
 
 
 def test_truncated_png_is_refused() -> None:

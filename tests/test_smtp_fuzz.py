@@ -22,12 +22,12 @@ TIFF = tiff_bytes(1)
 
 HEADERS = [
     b"Content-Type: multipart/mixed; boundary=b1",
-    b"Content-Type: multipart/mixed; boundary=\"b2",
+    b'Content-Type: multipart/mixed; boundary="b2',
     b"Content-Type: multipart/alternative; boundary=b2",
     b"Content-Type: multipart/related",
     b"Content-Type: multipart/mixed; boundary=",
     b"Content-Type: message/rfc822",
-    b"Content-Type: application/pdf; name=\"a.pdf\"",
+    b'Content-Type: application/pdf; name="a.pdf"',
     b"Content-Type: application/octet-stream; name*=utf-8''%FF%FE%00.pdf",
     b"Content-Type: image/png",
     b"Content-Type: image/tiff",
@@ -39,7 +39,7 @@ HEADERS = [
     b"Content-Transfer-Encoding: quoted-printable",
     b"Content-Transfer-Encoding: x-uuencode",
     b"Content-Transfer-Encoding: 8bit",
-    b"Content-Disposition: attachment; filename=\"../../etc/passwd\"",
+    b'Content-Disposition: attachment; filename="../../etc/passwd"',
     b"Content-Disposition: inline; filename*=utf-8''%E2%82%AC.png",
     b"Content-Disposition: attachment; filename=",
     b"MIME-Version: 1.0",
@@ -47,12 +47,11 @@ HEADERS = [
     b"Subject: \xff\xfe bytes",
     b"Message-ID: <fuzz@example.com>",
     b"Message-ID: <<<>>>",
-    b"From: \"unterminated <a@b",
+    b'From: "unterminated <a@b',
     b"X-Folded: first\r\n\tsecond\r\n third",
     b": no name",
     b"No colon at all",
 ]
-
 
 
 def document(kind: str) -> bytes:
@@ -83,7 +82,7 @@ def multipart(children: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
         return head + b"\r\n" + body + (b"--" + boundary + b"--\r\n" if closed else b"")
 
     return st.tuples(
-        st.sampled_from([b"b1", b"b2", b"\"b3\"", b""]),
+        st.sampled_from([b"b1", b"b2", b'"b3"', b""]),
         HEADER_LINES,
         st.lists(children, max_size=4),
         st.booleans(),
@@ -105,8 +104,9 @@ def mutate(args: tuple[bytes, list[tuple[int, bytes, int]]]) -> bytes:
 
 MESSAGES = st.tuples(
     st.tuples(HEADER_LINES, ENTITY).map(b"".join),
-    st.lists(st.tuples(st.integers(0, 2**20), st.binary(max_size=6), st.integers(0, 6)),
-             max_size=3),
+    st.lists(
+        st.tuples(st.integers(0, 2**20), st.binary(max_size=6), st.integers(0, 6)), max_size=3
+    ),
 ).map(mutate)
 
 

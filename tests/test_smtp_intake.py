@@ -25,9 +25,7 @@ async def originals(store: Store, fax_id: str) -> list[tuple[DocumentKind, bytes
     return [(d.kind, d.data, d.filename) for d in await store.fax_documents(fax_id)]
 
 
-async def test_one_job_per_recipient_with_every_document(
-    smtp: SmtpHarness, tenant: Tenant
-) -> None:
+async def test_one_job_per_recipient_with_every_document(smtp: SmtpHarness, tenant: Tenant) -> None:
     one, two, tiff = pdf_bytes(1, label="one"), pdf_bytes(2, label="two"), tiff_bytes(2)
     message = make_email(
         attachments=[
@@ -57,8 +55,9 @@ async def test_refused_recipient_does_not_spoil_the_others(
     smtp: SmtpHarness, tenant: Tenant
 ) -> None:
     rcpts = ["+14155550100@fax.test", "fax-me@fax.test", "+14155550102@fax.test"]
-    out = await smtp.transact(make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")]),
-                              rcpts=rcpts)
+    out = await smtp.transact(
+        make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")]), rcpts=rcpts
+    )
     assert [code for code, _ in out.rcpts] == [250, 550, 250]
     assert len(out.fax_ids) == 2
     faxes = [await smtp.store.get_fax(i) for i in out.fax_ids]
@@ -67,8 +66,9 @@ async def test_refused_recipient_does_not_spoil_the_others(
 
 async def test_same_number_twice_is_one_fax(smtp: SmtpHarness, tenant: Tenant) -> None:
     rcpts = ["+14155550100@fax.test", "1-415-555-0100@fax.test"]
-    out = await smtp.transact(make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")]),
-                              rcpts=rcpts)
+    out = await smtp.transact(
+        make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")]), rcpts=rcpts
+    )
     assert [code for code, _ in out.rcpts] == [250, 250]
     assert len(out.fax_ids) == 1
 
@@ -101,9 +101,7 @@ async def test_attached_message_is_walked(smtp: SmtpHarness, tenant: Tenant) -> 
     inner_pdf = pdf_bytes(1, label="inner")
     inner = make_email(subject="Original", attachments=[(inner_pdf, "application/pdf", "in.pdf")])
     out = await smtp.transact(forwarded_email(inner))
-    assert await originals(smtp.store, out.fax_ids[0]) == [
-        (DocumentKind.PDF, inner_pdf, "in.pdf")
-    ]
+    assert await originals(smtp.store, out.fax_ids[0]) == [(DocumentKind.PDF, inner_pdf, "in.pdf")]
 
 
 async def test_documents_found_by_content_not_label(smtp: SmtpHarness, tenant: Tenant) -> None:
@@ -147,8 +145,9 @@ async def test_text_only_body_becomes_the_document(smtp: SmtpHarness, tenant: Te
 
 async def test_html_only_body_becomes_text(smtp: SmtpHarness, tenant: Tenant) -> None:
     message = make_email(body=None)
-    message.set_content("<html><body><p>Order&nbsp;42</p><p>two lines</p></body></html>",
-                        subtype="html")
+    message.set_content(
+        "<html><body><p>Order&nbsp;42</p><p>two lines</p></body></html>", subtype="html"
+    )
     out = await smtp.transact(message)
     [(kind, data, _)] = await originals(smtp.store, out.fax_ids[0])
     assert kind is DocumentKind.TEXT
@@ -224,8 +223,11 @@ async def test_rset_discards_the_transaction(smtp: SmtpHarness, tenant: Tenant) 
         client.mail("alice@example.com")
         client.rcpt("+14155550199@fax.test")
         code = client.rset()[0]
-        out = transact(client, rcpts=["+14155550100@fax.test"],
-                       data=make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")]))
+        out = transact(
+            client,
+            rcpts=["+14155550100@fax.test"],
+            data=make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")]),
+        )
         return code, out.fax_ids
 
     code, fax_ids = await smtp.run(conversation)
@@ -241,8 +243,9 @@ async def test_rset_discards_the_transaction(smtp: SmtpHarness, tenant: Tenant) 
 async def test_retry_with_same_message_id_is_idempotent(
     smtp: SmtpHarness, tenant: Tenant, clock: Clock
 ) -> None:
-    message = make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")],
-                         message_id="<retry-1@example.com>")
+    message = make_email(
+        attachments=[(pdf_bytes(), "application/pdf", "a.pdf")], message_id="<retry-1@example.com>"
+    )
     first = await smtp.transact(message)
     clock.advance(23 * 3600)  # the MTA lost our 250 and retries within a day
     again = await smtp.transact(message)
@@ -266,8 +269,9 @@ async def test_retry_with_same_message_id_is_idempotent(
 async def test_partial_retry_creates_only_the_missing_fax(
     smtp: SmtpHarness, tenant: Tenant
 ) -> None:
-    message = make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")],
-                         message_id="<retry-2@example.com>")
+    message = make_email(
+        attachments=[(pdf_bytes(), "application/pdf", "a.pdf")], message_id="<retry-2@example.com>"
+    )
     first = await smtp.transact(message, rcpts=["+14155550100@fax.test"])
     both = await smtp.transact(message, rcpts=["+14155550100@fax.test", "+14155550101@fax.test"])
     assert both.fax_ids[0] == first.fax_ids[0]
@@ -288,8 +292,11 @@ async def test_faxbox_defaults_and_headers_on_the_job(
         owner_email="owner@acme.test",
         outbound_notify=("ops@acme.test", "Alice@Example.com"),
     )
-    message = make_email(subject="Quarterly order", message_id="<q-1@example.com>",
-                         attachments=[(pdf_bytes(), "application/pdf", "a.pdf")])
+    message = make_email(
+        subject="Quarterly order",
+        message_id="<q-1@example.com>",
+        attachments=[(pdf_bytes(), "application/pdf", "a.pdf")],
+    )
     out = await smtp.transact(message, sender="alice@example.com")
     assert out.data is not None
     assert out.data[1] == f"2.0.0 queued as {out.fax_ids[0]}"

@@ -99,7 +99,9 @@ async def test_auth_login(start_server: StartServer, boxed: Tenant, initial_resp
     assert out.data[0] == 250  # type: ignore[attr-defined]
 
 
-async def test_unauthenticated_stranger_is_refused(start_server: StartServer, boxed: Tenant) -> None:
+async def test_unauthenticated_stranger_is_refused(
+    start_server: StartServer, boxed: Tenant
+) -> None:
     smtp = await start_server()
     out = await smtp.transact(fax_mail(), sender="stranger@elsewhere.example")
     assert out.rcpts[0][0] == 550
@@ -227,8 +229,12 @@ async def test_auth_needs_tls_from_a_remote_peer(
         code = client.docmd("AUTH", f"PLAIN {blob}")[0]
         client.starttls(context=no_verify())
         client.ehlo()
-        return starttls_offered, auth_offered, code, client.has_extn("auth"), client.login(
-            boxed.faxbox.id, PASSWORD
+        return (
+            starttls_offered,
+            auth_offered,
+            code,
+            client.has_extn("auth"),
+            client.login(boxed.faxbox.id, PASSWORD),
         )
 
     starttls_offered, auth_before, code, auth_after, login = await smtp.run(

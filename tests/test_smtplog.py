@@ -66,10 +66,13 @@ async def test_accepted_message(smtp: SmtpHarness, tenant: Tenant) -> None:
     assert row.subject == "Invoice 7"
     assert row.size == len(data)
     assert row.documents == [
-        {"content_type": "application/pdf", "filename": "invoice.pdf", "outcome": "document",
-         "pages": "2"},
-        {"content_type": "image/png", "filename": "scan.png", "outcome": "document",
-         "pages": "1"},
+        {
+            "content_type": "application/pdf",
+            "filename": "invoice.pdf",
+            "outcome": "document",
+            "pages": "2",
+        },
+        {"content_type": "image/png", "filename": "scan.png", "outcome": "document", "pages": "1"},
     ]
     assert row.reply_code == 250
     assert row.reply_text == "250 " + out.data[1]  # type: ignore[index]
@@ -284,8 +287,12 @@ async def test_rejected_document_is_described(smtp: SmtpHarness, tenant: Tenant)
     assert out.data is not None and out.data[0] == 554
     row = await one_row(smtp)
     assert row.documents == [
-        {"content_type": "application/pdf", "filename": "fine.pdf", "outcome": "document",
-         "pages": "1"},
+        {
+            "content_type": "application/pdf",
+            "filename": "fine.pdf",
+            "outcome": "document",
+            "pages": "1",
+        },
         {"content_type": "application/pdf", "filename": "locked.pdf", "outcome": "rejected"},
     ]
     assert row.errors == ["locked.pdf: encrypted PDF needs a password"]

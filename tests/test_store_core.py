@@ -26,8 +26,15 @@ async def test_schema_is_migrated_to_the_latest_version(store: Store) -> None:
     with raw_db(store) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"accounts", "api_tokens", "faxboxes", "faxes", "documents", "fax_documents",
-            "smtplog"} <= tables
+    assert {
+        "accounts",
+        "api_tokens",
+        "faxboxes",
+        "faxes",
+        "documents",
+        "fax_documents",
+        "smtplog",
+    } <= tables
     assert store.db.schema_version == len(MIGRATIONS)
 
 
@@ -184,7 +191,10 @@ async def test_custom_address_is_unique(store: Store, tenant: Tenant) -> None:
 
 async def test_faxbox_settings_round_trip(store: Store) -> None:
     tenant = await make_tenant(
-        store, permit=("a@b.example", "re:.*@c\\.example"), retries=7, include_body=True,
+        store,
+        permit=("a@b.example", "re:.*@c\\.example"),
+        retries=7,
+        include_body=True,
         smtp_password="pw",
     )
     again = await store.get_faxbox(tenant.faxbox.id, tenant.account_id)
@@ -217,8 +227,15 @@ async def test_accept_message_commits_jobs_documents_and_row_together(
 ) -> None:
     log = entry(reply_code=250, reply_text="250 ok")
     faxes = [
-        (credentials.new_id(), NewFax(account_id=tenant.account_id, to_number=n,
-                                       faxbox_id=tenant.faxbox.id, message_id="<m@x>"))
+        (
+            credentials.new_id(),
+            NewFax(
+                account_id=tenant.account_id,
+                to_number=n,
+                faxbox_id=tenant.faxbox.id,
+                message_id="<m@x>",
+            ),
+        )
         for n in ("+14155550100", "+14155550101")
     ]
     await store.accept_message(log, faxes, docs())
@@ -226,7 +243,8 @@ async def test_accept_message_commits_jobs_documents_and_row_together(
         fax = await store.get_fax(fax_id)
         assert fax.smtplog_id == log.id
         assert [(d.filename, d.data) for d in await store.fax_documents(fax_id)] == [
-            ("a.pdf", pdf_bytes(1)), ("b.txt", b"note")
+            ("a.pdf", pdf_bytes(1)),
+            ("b.txt", b"note"),
         ]
     assert (await store.get_smtplog(log.id)).reply_code == 250
     with raw_db(store) as db:
@@ -252,8 +270,12 @@ async def test_accept_message_is_all_or_nothing(store: Store, tenant: Tenant) ->
 
 async def test_find_recent_fax(store: Store, tenant: Tenant, clock: Clock) -> None:
     fax_id = credentials.new_id()
-    fax = NewFax(account_id=tenant.account_id, to_number="+14155550100",
-                 faxbox_id=tenant.faxbox.id, message_id="<m@x>")
+    fax = NewFax(
+        account_id=tenant.account_id,
+        to_number="+14155550100",
+        faxbox_id=tenant.faxbox.id,
+        message_id="<m@x>",
+    )
     await store.accept_message(entry(), [(fax_id, fax)], docs())
     args = ("<m@x>", tenant.faxbox.id, "+14155550100")
     assert await store.find_recent_fax(*args, clock.now - 10) == fax_id

@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from gateway.api import attachments, faxboxes, faxes, lists
 from gateway.api.context import (
@@ -139,9 +140,10 @@ def create_app(
     clock: Callable[[], float] = time.time,
     *,
     on_created: Callable[[], None] | None = None,
+    metrics_app: ASGIApp | None = None,
 ) -> Starlette:
     """The API over an open ``store``; ``on_created()`` is called after each new job commits
-    (the daemon passes the render stage's wake-up)."""
+    (the daemon passes the render stage's wake-up); ``metrics_app`` serves ``GET /metrics``."""
     api = Api(
         store=store,
         settings=settings,
@@ -156,8 +158,11 @@ def create_app(
         HTTPException: _handle,
         Exception: _handle,
     }
+    routes = _routes(dumps(build_openapi()))
+    if metrics_app is not None:
+        routes.append(Route("/metrics", metrics_app, methods=["GET", "HEAD"]))
     app = Starlette(
-        routes=_routes(dumps(build_openapi())),
+        routes=routes,
         middleware=[
             Middleware(RequestContext),
             Middleware(
