@@ -11,7 +11,7 @@ RUN_DEBS := libspandsp2
 # the system's Postfix is neither configured nor started);
 # systemd: systemd-analyze and systemd-sysusers check the unit file offline.
 TEST_DEBS := libspandsp2 tesseract-ocr tesseract-ocr-eng libtiff-tools postfix systemd
-BENCH_DEBS := ghostscript postfix
+BENCH_DEBS := ghostscript postfix libspandsp2 tesseract-ocr tesseract-ocr-eng
 
 .PHONY: run test lint typecheck pytest debs-run debs-test debs-bench bench clean
 
@@ -35,6 +35,7 @@ pytest: $(VENV)/.installed-test
 
 bench: debs-bench $(VENV)/.installed-test
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/line.py
 
 # apt-get only for what is missing, and only when we may (root); otherwise say what to install.
 define ensure_debs

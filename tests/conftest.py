@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import smtplib
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field

@@ -263,7 +263,7 @@ def test_listings(capsys: pytest.CaptureFixture[str], config: Path) -> None:
 
 
 def test_listing_for_an_unknown_account(capsys: pytest.CaptureFixture[str], config: Path) -> None:
-    code, out, err = run(capsys, config, "faxes", "--account", "f" * 32)
+    code, _, err = run(capsys, config, "faxes", "--account", "f" * 32)
     assert code == 1
     assert "no account" in err
 

@@ -16,7 +16,7 @@ from tests.builders import (
     tiff_bytes,
     with_inline_image,
 )
-from tests.conftest import Clock, SmtpHarness, StartServer, Tenant, make_tenant, transact
+from tests.conftest import Clock, SmtpHarness, Tenant, make_tenant, transact
 
 RCPTS = ["+14155550100@fax.test", "+1 (415) 555-0101@fax.test", "+14155550102@fax.test"]
 

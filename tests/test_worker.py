@@ -20,7 +20,7 @@ from gateway.store import Store
 from gateway.store.jobs import AttemptOutcome
 from gateway.transports.base import FaxTransport
 from gateway.transports.loopback import LoopbackTransport
-from gateway.worker import Worker
+from gateway.worker import LocalNumbers, Worker
 from tests.conftest import Clock, Tenant, make_settings, make_tenant
 from tests.engine import HeldLine, g4_pdf, pending_job, settle, until
 
@@ -357,3 +357,36 @@ async def test_stop_hands_back_what_outlasts_the_drain_timeout(
     for fax_id in fax_ids:
         fax = await store.get_fax(fax_id)
         assert (fax.status, fax.attempts) == (FaxStatus.COMPLETED, 1)
+
+
+async def test_a_call_that_has_ended_is_recorded_even_past_the_drain_timeout(
+    store: Store, tenant: Tenant, tmp_path: Path
+) -> None:
+    """The remote confirmed the pages: handing the job back now would send the fax twice."""
+    local = await make_tenant(store, "local", domain="local.test", fax_number="+14155550777")
+    fax_id = await pending_job(store, tenant, "+14155550777")
+    pdf_wanted, pdf_gate = asyncio.Event(), asyncio.Event()
+
+    async def slow_pdf(tiff: bytes) -> bytes:  # the reception's PDF takes its time
+        pdf_wanted.set()
+        await pdf_gate.wait()
+        return g4_pdf(1)
+
+    numbers = LocalNumbers()
+    line = LoopbackTransport({}, numbers)
+    settings = make_settings(tmp_path, worker={"drain_timeout_s": 0.05})
+    worker = Worker(store, line, settings.worker, slow_pdf, numbers, owner="w")
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(pdf_wanted.wait(), 10)  # the call is over, the recording is not
+    stop.set()
+    await asyncio.sleep(0.2)  # well past the drain timeout
+    assert not run.done()
+    pdf_gate.set()
+    await asyncio.wait_for(run, 10)
+    await line.close()
+    fax = await store.get_fax(fax_id)
+    assert (fax.status, fax.attempts) == (FaxStatus.COMPLETED, 1)
+    assert [a["outcome"] for a in await store.fax_attempts(fax_id)] == ["completed"]
+    [received] = await store.recent_faxes(local.account_id, 10)
+    assert (received.status, received.pages) == (FaxStatus.COMPLETED, 1)

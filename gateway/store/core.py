@@ -162,19 +162,14 @@ class CoreStore(StoreBase):
     async def _addresses_taken(db: aiosqlite.Connection, faxbox: Faxbox) -> str | None:
         """Both address columns name mail domains: a domain must be unique across the two,
         or mail for one faxbox could be routed to another's."""
+        sql = "SELECT 1 FROM faxboxes WHERE smtp_email_address = ? OR custom_smtp_email_address = ?"
         custom = faxbox.custom_smtp_email_address
         if custom is not None:
-            async with db.execute(
-                "SELECT 1 FROM faxboxes WHERE smtp_email_address = ? OR custom_smtp_email_address = ?",
-                (custom, custom),
-            ) as cur:
+            async with db.execute(sql, (custom, custom)) as cur:
                 if await cur.fetchone() is not None:
                     return "custom"
         generated = faxbox.smtp_email_address
-        async with db.execute(
-            "SELECT 1 FROM faxboxes WHERE smtp_email_address = ? OR custom_smtp_email_address = ?",
-            (generated, generated),
-        ) as cur:
+        async with db.execute(sql, (generated, generated)) as cur:
             if await cur.fetchone() is not None or generated == custom:
                 return "generated"
         return None
