@@ -20,7 +20,7 @@ from gateway.documents.pool import RenderPool
 from gateway.documents.render_options import CoverPage, RenderOptions
 from gateway.errors import DocumentError, GatewayError, MessageError, StorageError
 from gateway.events import wait_any
-from gateway.models import Fax, SourceDocument
+from gateway.models import Fax, SourceDocument, unsent_tx_result
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -56,24 +56,6 @@ def render_options(fax: Fax, settings: Settings, now: float) -> RenderOptions:
         max_image_pixels=settings.smtp.max_image_pixels,
         cover=cover,
     )
-
-
-def failure_result(error: str, elapsed: float = 0.0) -> dict[str, Any]:
-    """``tx_result`` of a job that failed before any attempt (its document cannot be faxed)."""
-    return {
-        "success": False,
-        "error_message": error,
-        "result_code": None,
-        "result_text": "document could not be prepared",
-        "pages_sent": 0,
-        "total_pages": 0,
-        "fax_speed": 0,
-        "fax_error_correction": False,
-        "fax_receiver_id": None,
-        "fax_bad_rows": 0,
-        "time_elapsed": round(max(0.0, elapsed)),
-        "failure_class": "permanent",
-    }
 
 
 class RenderStage:
@@ -192,7 +174,9 @@ class RenderStage:
         return await self.fetcher(request)
 
     async def _fail(self, fax: Fax, reason: str) -> None:
-        result = failure_result(reason, self.store.clock() - fax.created)
+        result = unsent_tx_result(
+            reason, "document could not be prepared", self.store.clock() - fax.created
+        )
         try:
             await self.store.fail_job(fax.id, reason, result, owner=self.owner)
         except StorageError:

@@ -205,7 +205,11 @@ class Worker:
             try:
                 images = await self.store.fax_documents(fax.id, "tiff")
                 if not images:
-                    result = _unsendable("the fax image is missing")
+                    result = _no_call(
+                        FailureClass.PERMANENT,
+                        "document cannot be sent",
+                        "the fax image is missing",
+                    )
                 else:
                     local = await self.store.faxbox_by_fax_number(fax.to_number)
                     if local is not None:
@@ -241,7 +245,9 @@ class Worker:
                 return
             except Exception as exc:  # a broken attempt is a line error, retried like one
                 log.exception("worker fax=%s: attempt %d broke", fax.id, claim.attempt)
-                result = _line_error(f"transmission failed: {exc}")
+                result = _no_call(
+                    FailureClass.LINE, "transmission error", f"transmission failed: {exc}"
+                )
             try:
                 if inbound_id is not None:
                     # The far end's side first: once the call is over, the fax is in its inbox.
@@ -336,28 +342,13 @@ class Worker:
                 log.exception("worker fax=%s: lease renewal failed", fax_ids[0])
 
 
-def _unsendable(reason: str) -> TxResult:
+def _no_call(failure_class: FailureClass, result_text: str, reason: str) -> TxResult:
+    """An attempt that never reached the line."""
     return TxResult(
         success=False,
-        failure_class=FailureClass.PERMANENT,
+        failure_class=failure_class,
         result_code=-1,
-        result_text="document cannot be sent",
-        error_message=reason,
-        pages_sent=0,
-        fax_speed=0,
-        fax_error_correction=False,
-        fax_receiver_id=None,
-        fax_bad_rows=0,
-        line_seconds=0.0,
-    )
-
-
-def _line_error(reason: str) -> TxResult:
-    return TxResult(
-        success=False,
-        failure_class=FailureClass.LINE,
-        result_code=-1,
-        result_text="transmission error",
+        result_text=result_text,
         error_message=reason,
         pages_sent=0,
         fax_speed=0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.errors import ConflictError, NotFoundError
-from gateway.models import Fax
+from gateway.models import Fax, unsent_tx_result
 from gateway.store.notifications import NotificationStore
 from gateway.store.rows import dumps, fax_from_row
 
@@ -23,23 +23,6 @@ class QueueStats:
     due: int = 0  # outbound jobs pending and due now: waiting for a free line
     oldest_unfinished: float | None = None  # created, of the oldest outbound job not finished
     notification_backlog: int | None = None  # None: no notifications table in this schema
-
-
-def _cancelled_result(elapsed: float) -> dict[str, object]:
-    return {
-        "success": False,
-        "error_message": CANCELLED,
-        "result_code": None,
-        "result_text": "cancelled",
-        "pages_sent": 0,
-        "total_pages": 0,
-        "fax_speed": 0,
-        "fax_error_correction": False,
-        "fax_receiver_id": None,
-        "fax_bad_rows": 0,
-        "time_elapsed": round(max(0.0, elapsed)),
-        "failure_class": "permanent",
-    }
 
 
 class OperationsStore(NotificationStore):
@@ -104,7 +87,12 @@ class OperationsStore(NotificationStore):
                 "UPDATE faxes SET status = 'failed', error = ?, tx_result = ?, modified = ?,"
                 " next_attempt_at = NULL, lease_owner = NULL, lease_expires = NULL"
                 " WHERE id = ? AND status IN ('attaching_files', 'pending') RETURNING *",
-                (CANCELLED, dumps(_cancelled_result(now - row["created"])), now, fax_id),
+                (
+                    CANCELLED,
+                    dumps(unsent_tx_result(CANCELLED, "cancelled", now - row["created"])),
+                    now,
+                    fax_id,
+                ),
             )
             updated = await cur.fetchone()
             assert updated is not None
