@@ -9,9 +9,11 @@ from __future__ import annotations
 import email
 import email.errors
 import email.policy
+import functools
 import html
 import re
 from dataclasses import dataclass, field
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 
 from gateway.documents.inspect import (
@@ -99,8 +101,29 @@ class ParsedMessage:
         return sum(doc.pages for doc in self.documents)
 
 
+_REGISTRY = HeaderRegistry()
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_header(name: str, value: str) -> BaseHeader:
+    return _REGISTRY(name, value)
+
+
+def _header_factory(name: str, value: str) -> BaseHeader:
+    """``policy.default`` parses a header again on every access, and the parser itself asks
+    for each part's Content-Type several times: share the parsed headers (immutable objects;
+    the message keeps only the raw text). Long, one-off values are not kept."""
+    if len(value) <= 256:
+        return _shared_header(name, value)
+    return _REGISTRY(name, value)
+
+
+# policy.default, with the same header classes and results, only parsed once per value.
+POLICY = email.policy.default.clone(header_factory=_header_factory)
+
+
 def parse_headers(raw: bytes) -> EmailMessage:
-    message = email.message_from_bytes(raw, policy=email.policy.default)
+    message = email.message_from_bytes(raw, policy=POLICY)
     assert isinstance(message, EmailMessage)
     return message
 
@@ -150,8 +173,8 @@ def _read_into(parsed: ParsedMessage, raw: bytes, options: IntakeOptions) -> Non
         raise UnsupportedDocumentError(
             "unsupported document type: " + ", ".join(dict.fromkeys(parsed.unsupported))
         )
-    body_doc = text_document(parsed.body, "body.txt") if parsed.body else None
-    if body_doc and (options.include_body or not parsed.documents):
+    if parsed.body and (options.include_body or not parsed.documents):
+        body_doc = text_document(parsed.body, "body.txt")
         parsed.documents.insert(0, body_doc)
         parsed.parts.insert(0, PartInfo("text/plain", None, "body", body_doc.pages))
     if not parsed.documents:

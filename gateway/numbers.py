@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -13,8 +14,11 @@ from gateway.errors import InvalidNumberError
 _LOCAL_PART = re.compile(r"\+?[0-9]+(?:[-.][0-9]+)*")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_number(text: str, region: str) -> str:
-    """Return ``text`` as an E.164 number or raise InvalidNumberError saying why."""
+    """Return ``text`` as an E.164 number or raise InvalidNumberError saying why.
+
+    Pure, and asked again and again for the same few numbers: the results are cached."""
     candidate = text.strip()
     if not _LOCAL_PART.fullmatch(candidate):
         raise InvalidNumberError(f"{text!r} is not a phone number (digits, '+', '-' and '.' only)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import smtplib
 
+from gateway.bootstrap import ensure_demo
+from gateway.config import BootstrapSettings, Settings
 from gateway.models import Direction, DocumentKind, FaxStatus
 from gateway.store import Store
 from tests.builders import (
@@ -332,3 +334,22 @@ async def test_queued_reply_lists_every_fax_id(smtp: SmtpHarness, tenant: Tenant
     assert out.data[1] == "2.0.0 queued as " + " ".join(out.fax_ids)
     for fax_id in out.fax_ids:
         assert len(fax_id) == 32 and int(fax_id, 16) >= 0
+
+
+async def test_bootstrap_demo_faxbox_accepts_any_sender(
+    smtp: SmtpHarness, store: Store, settings: Settings
+) -> None:
+    dev = settings.model_copy(update={"bootstrap": BootstrapSettings(enabled=True)})
+    first = await ensure_demo(store, dev)
+    again = await ensure_demo(store, dev)  # a restart: the same faxbox, a fresh token
+    assert first is not None and again is not None
+    assert first.created and not again.created
+    assert (again.account_id, again.faxbox_id) == (first.account_id, first.faxbox_id)
+    assert again.auth_token != first.auth_token
+    assert await store.account_for_token(first.auth_token) is not None
+    out = await smtp.transact(
+        make_email(), sender="anyone@anywhere.example", rcpts=[f"+14155550100@{first.smtp_domain}"]
+    )
+    fax = await store.get_fax(out.fax_ids[0])
+    assert fax.faxbox_id == first.faxbox_id
+    assert await ensure_demo(store, settings) is None  # off unless enabled

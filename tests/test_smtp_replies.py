@@ -431,3 +431,32 @@ async def test_too_many_sessions(start_server: StartServer, tenant: Tenant) -> N
     # The slot is free again once the first session ended.
     out = await smtp.transact(fax_mail())
     assert out.data is not None and out.data[0] == 250
+
+
+async def test_help_lists_every_command(
+    start_server: StartServer, tenant: Tenant, tls_files: TlsFiles
+) -> None:
+    smtp = await start_server(tls_cert=str(tls_files.cert), tls_key=str(tls_files.key))
+
+    def conversation(client: smtplib.SMTP) -> tuple[bytes, tuple[int, bytes]]:
+        client.ehlo()
+        return client.help(), client.docmd("HELP", "DATA")
+
+    listing, data = await smtp.run(conversation)
+    commands = set(listing.decode().split(": ", 1)[1].split())
+    assert {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "QUIT", "STARTTLS", "AUTH"} <= commands
+    assert data == (250, b"Syntax: DATA")
+
+
+async def test_reply_naming_a_non_ascii_file(smtp: SmtpHarness, tenant: Tenant) -> None:
+    """The part's name comes from the client: the reply stays one line of ASCII (aiosmtpd
+    cannot send anything else) and is the very reply that the smtplog records."""
+    name = "Rechnung_für_März\r\n250 ok.pdf"
+    out = await smtp.transact(fax_mail((encrypted_pdf_bytes(), "application/pdf", name)))
+    assert out.data is not None
+    code, text = out.data
+    assert code == 554
+    assert text.startswith("5.6.0 Rechnung_f\\xfcr_M\\xe4rz")
+    assert text.isascii() and "\n" not in text
+    [row] = await smtp.smtplog()
+    assert row.reply_text == f"554 {text}"

@@ -16,6 +16,7 @@ from tests.conftest import (
     SmtpHarness,
     StartServer,
     Tenant,
+    TlsFiles,
     make_tenant,
     transact,
 )
@@ -346,3 +347,29 @@ async def test_several_transactions_several_rows(smtp: SmtpHarness, tenant: Tena
     rows = await smtp.smtplog()
     assert [r.reply_code for r in rows] == [250, 550, 554]
     assert len({r.id for r in rows}) == 3
+
+
+async def test_proxy_address_survives_starttls(
+    start_server: StartServer, tenant: Tenant, tls_files: TlsFiles
+) -> None:
+    smtp = await start_server(
+        proxy_protocol=True, tls_cert=str(tls_files.cert), tls_key=str(tls_files.key)
+    )
+    proxy = b"PROXY TCP4 203.0.113.9 192.0.2.25 40000 25\r\n"
+
+    class Proxied(smtplib.SMTP):
+        def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+            sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+            sock.sendall(proxy)
+            return sock
+
+    def conversation() -> object:
+        with Proxied(smtp.host, smtp.port, local_hostname="client.test", timeout=30) as client:
+            client.starttls(context=tls_files.client_context)
+            return transact(client, data=make_email())
+
+    out = await smtp.thread(conversation)
+    assert out.data[0] == 250  # type: ignore[attr-defined]
+    row = await one_row(smtp)
+    assert row.peer_ip == "203.0.113.9"
+    assert row.tls is True

@@ -304,3 +304,56 @@ async def test_smtplog_listing(store: Store, tenant: Tenant, clock: Clock) -> No
     assert (await store.get_smtplog(ids[1], other.account_id)).mail_from == "s1@x"
     with pytest.raises(NotFoundError):
         await store.get_smtplog(ids[1], tenant.account_id)  # another account's row
+
+
+async def test_concurrent_messages_share_commits(store: Store, tenant: Tenant) -> None:
+    async def accept(n: int) -> str:
+        fax_id = credentials.new_id()
+        fax = NewFax(account_id=tenant.account_id, to_number=f"+1415555{n:04d}")
+        await store.accept_message(entry(), [(fax_id, fax)], docs())
+        return fax_id
+
+    ids = await asyncio.gather(*(accept(n) for n in range(40)))
+    commits = store._intake_commits.commits
+    assert 1 <= commits < 40  # batched: fewer commits than messages
+    for fax_id in ids:
+        assert [d.filename for d in await store.fax_documents(fax_id)] == ["a.pdf", "b.txt"]
+    with raw_db(store) as db:
+        assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 80
+        assert (
+            db.execute("SELECT count(DISTINCT document_id) FROM fax_documents").fetchone()[0] == 80
+        )
+    # Ids keep counting after documents written one at a time elsewhere.
+    await store.create_fax(NewFax(account_id=tenant.account_id, to_number="+14155550100"), docs())
+    await accept(99)
+
+
+async def test_a_bad_message_fails_alone(store: Store, tenant: Tenant) -> None:
+    good = [
+        (credentials.new_id(), NewFax(account_id=tenant.account_id, to_number="+14155550100"))
+        for _ in range(5)
+    ]
+    bad = (credentials.new_id(), NewFax(account_id="no-such-account", to_number="+14155550100"))
+    results = await asyncio.gather(
+        *(store.accept_message(entry(), [fax], docs()) for fax in [*good[:2], bad, *good[2:]]),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 2 + ["StorageError"] + [
+        "NoneType"
+    ] * 3
+    for fax_id, _ in good:
+        await store.get_fax(fax_id)
+    with pytest.raises(NotFoundError):
+        await store.get_fax(bad[0])
+
+
+async def test_a_cancelled_caller_does_not_cut_the_commit(store: Store, tenant: Tenant) -> None:
+    fax_id = credentials.new_id()
+    fax = NewFax(account_id=tenant.account_id, to_number="+14155550100")
+    waiting = asyncio.ensure_future(store.accept_message(entry(), [(fax_id, fax)], docs()))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await store.accept_message(entry(), [], [])  # queued behind it: runs after its commit
+    assert (await store.get_fax(fax_id)).id == fax_id

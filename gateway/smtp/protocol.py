@@ -12,10 +12,11 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Session, syntax
 
 from gateway.models import RecipientOutcome, SmtpLogEntry
 from gateway.smtp import replies
+from gateway.smtp.data import BulkDataSMTP
 
 if TYPE_CHECKING:
     from gateway.smtp.handler import Accepted, IntakeHandler
@@ -95,7 +96,7 @@ class SessionCounter:
         await self._idle.wait()
 
 
-class GatewaySMTP(SMTP):
+class GatewaySMTP(BulkDataSMTP):
     # Real mail sometimes has lines longer than RFC 5321's 1000 octets; refusing them bounces
     # legitimate faxes, so allow up to 64 KiB per line.
     line_length_limit = 65536
@@ -182,6 +183,7 @@ class GatewaySMTP(SMTP):
                 self._last_status = status
         await super().push(status)
 
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str) -> None:
         session = self.current()
         if self.has_sender() or session.host_name is None:
@@ -204,26 +206,31 @@ class GatewaySMTP(SMTP):
         if session.transaction is not None:
             await self.intake.close(session, None, reason)
 
+    @syntax("RSET")
     async def smtp_RSET(self, arg: str) -> None:
         if not arg:
             await self._end_transaction(replies.RSET_REASON)
         await super().smtp_RSET(arg)
 
+    @syntax("QUIT")
     async def smtp_QUIT(self, arg: str) -> None:
         if not arg:
             await self._end_transaction(replies.QUIT_REASON)
         await super().smtp_QUIT(arg)
 
+    @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         if hostname:
             await self._end_transaction(replies.HELO_REASON)
         await super().smtp_HELO(hostname)
 
+    @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
         if hostname:
             await self._end_transaction(replies.HELO_REASON)
         await super().smtp_EHLO(hostname)
 
+    @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: str) -> None:
         if not arg and self.tls_context:
             await self._end_transaction(replies.STARTTLS_REASON)
@@ -236,6 +243,7 @@ class GatewaySMTP(SMTP):
             transport.write(replies.SHUTTING_DOWN.encode() + b"\r\n")
             transport.close()
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         self._last_status = None
         self.in_data = True

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import secrets
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiosqlite
@@ -25,6 +27,7 @@ from gateway.models import (
     SourceDocument,
 )
 from gateway.store.base import StoreBase
+from gateway.store.database import GroupCommit
 from gateway.store.rows import (
     SMTPLOG_INSERT,
     account_from_row,
@@ -235,15 +238,16 @@ class CoreStore(StoreBase):
         faxes: Sequence[tuple[str, NewFax]],
         documents: Sequence[SourceDocument],
     ) -> None:
-        """Create the jobs (id, fax) with their documents and the smtplog row, in one commit."""
-        now = self.clock()
-        async with self.db.transaction() as db:
-            document_ids = [await self._insert_document(db, doc.data) for doc in documents]
-            for fax_id, fax in faxes:
-                await self._insert_fax(db, fax_id, fax, now, entry.id)
-                for seq, (doc, doc_id) in enumerate(zip(documents, document_ids, strict=True)):
-                    await self._link_document(db, fax_id, "original", seq, doc_id, doc)
-            await db.execute(SMTPLOG_INSERT, smtplog_values(entry))
+        """Create the jobs (id, fax) with their documents and the smtplog row, in one commit.
+
+        Messages accepted at the same time share that commit (group commit: one fsync for
+        many); this returns only once the commit holding this message's rows is done.
+        """
+        await self._intake_commits.submit(_Intake(entry, faxes, documents, self.clock()))
+
+    @functools.cached_property
+    def _intake_commits(self) -> GroupCommit[_Intake]:
+        return GroupCommit(self.db, _write_intake)
 
     async def create_fax(
         self, fax: NewFax, documents: Sequence[SourceDocument] = (), fax_id: str | None = None
@@ -260,34 +264,7 @@ class CoreStore(StoreBase):
     async def _insert_fax(
         self, db: aiosqlite.Connection, fax_id: str, fax: NewFax, now: float, smtplog_id: str | None
     ) -> None:
-        values: dict[str, Any] = {
-            "id": fax_id,
-            "account_id": fax.account_id,
-            "faxbox_id": fax.faxbox_id,
-            "direction": Direction.OUTBOUND.value,
-            "status": FaxStatus.ATTACHING_FILES.value,
-            "from_name": fax.from_name,
-            "from_number": fax.from_number,
-            "to_name": fax.to_name,
-            "to_number": fax.to_number,
-            "original_number": fax.original_number,
-            "fax_identity_number": fax.fax_identity_number,
-            "fax_identity_name": fax.fax_identity_name,
-            "fax_timezone": fax.fax_timezone,
-            "retries": fax.retries,
-            "message_id": fax.message_id,
-            "subject": fax.subject,
-            "source": fax.source,
-            "notifications": dumps(fax.notifications),
-            "render_options": dumps(fax.render_options),
-            "document_request": dumps(fax.document_request) if fax.document_request else None,
-            "smtplog_id": smtplog_id,
-            "created": now,
-            "modified": now,
-        }
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        await db.execute(f"INSERT INTO faxes ({columns}) VALUES ({marks})", tuple(values.values()))
+        await db.execute(FAX_INSERT, fax_values(fax_id, fax, now, smtplog_id))
 
     # -- smtplog -------------------------------------------------------------------------------
 
@@ -356,3 +333,87 @@ class CoreStore(StoreBase):
             )
             for r in rows
         ]
+
+
+def fax_values(fax_id: str, fax: NewFax, now: float, smtplog_id: str | None) -> tuple[Any, ...]:
+    """A new outbound job's row, in the order of ``FAX_INSERT``."""
+    return (
+        fax_id,
+        fax.account_id,
+        fax.faxbox_id,
+        Direction.OUTBOUND.value,
+        FaxStatus.ATTACHING_FILES.value,
+        fax.from_name,
+        fax.from_number,
+        fax.to_name,
+        fax.to_number,
+        fax.original_number,
+        fax.fax_identity_number,
+        fax.fax_identity_name,
+        fax.fax_timezone,
+        fax.retries,
+        fax.message_id,
+        fax.subject,
+        fax.source,
+        dumps(fax.notifications),
+        dumps(fax.render_options),
+        dumps(fax.document_request) if fax.document_request else None,
+        smtplog_id,
+        now,
+        now,
+    )
+
+
+_FAX_COLUMNS = (
+    "id, account_id, faxbox_id, direction, status, from_name, from_number, to_name, to_number,"
+    " original_number, fax_identity_number, fax_identity_name, fax_timezone, retries,"
+    " message_id, subject, source, notifications, render_options, document_request,"
+    " smtplog_id, created, modified"
+)
+FAX_INSERT = (
+    f"INSERT INTO faxes ({_FAX_COLUMNS}) VALUES ({', '.join('?' * (_FAX_COLUMNS.count(',') + 1))})"
+)
+
+
+@dataclass(frozen=True)
+class _Intake:
+    """One accepted message on its way to the group commit."""
+
+    entry: SmtpLogEntry
+    faxes: Sequence[tuple[str, NewFax]]
+    documents: Sequence[SourceDocument]
+    now: float
+
+
+def _write_intake(db: sqlite3.Connection, batch: Sequence[_Intake]) -> None:
+    """Write a batch of accepted messages with one statement per table, in the database
+    thread. Document ids are taken here (the transaction holds the database's write lock),
+    so no statement needs another's ``lastrowid``."""
+    row = db.execute("SELECT coalesce(max(id), 0) FROM documents").fetchone()
+    next_id = int(row[0]) + 1
+    documents: list[tuple[Any, ...]] = []
+    faxes: list[tuple[Any, ...]] = []
+    links: list[tuple[Any, ...]] = []
+    logs: list[tuple[Any, ...]] = []
+    for item in batch:
+        ids = list(range(next_id, next_id + len(item.documents)))
+        next_id += len(ids)
+        documents += [
+            (doc_id, doc.data, len(doc.data), hashlib.sha256(doc.data).hexdigest())
+            for doc_id, doc in zip(ids, item.documents, strict=True)
+        ]
+        for fax_id, fax in item.faxes:
+            faxes.append(fax_values(fax_id, fax, item.now, item.entry.id))
+            links += [
+                (fax_id, "original", seq, doc_id, doc.filename, doc.kind.value, doc.pages)
+                for seq, (doc_id, doc) in enumerate(zip(ids, item.documents, strict=True))
+            ]
+        logs.append(smtplog_values(item.entry))
+    db.executemany("INSERT INTO documents (id, data, size, sha256) VALUES (?, ?, ?, ?)", documents)
+    db.executemany(FAX_INSERT, faxes)
+    db.executemany(
+        "INSERT INTO fax_documents (fax_id, role, seq, document_id, filename, kind, pages)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        links,
+    )
+    db.executemany(SMTPLOG_INSERT, logs)

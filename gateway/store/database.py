@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
 from gateway.errors import StorageError
 from gateway.store.schema import MIGRATIONS
+
+T = TypeVar("T")
 
 
 class Database:
@@ -20,6 +23,10 @@ class Database:
 
     SQLite allows one writer at a time anyway; serializing writers in asyncio avoids
     SQLITE_BUSY and keeps every transaction's statements together on one connection.
+
+    Hot paths that write many rows at once use ``run_sync``: a whole transaction as one
+    synchronous function, run in one round trip to a thread of its own (a plain sqlite3
+    connection), under the same lock.
     """
 
     def __init__(self, path: Path, synchronous: str = "full") -> None:
@@ -27,6 +34,8 @@ class Database:
         self.synchronous = synchronous
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._sync: sqlite3.Connection | None = None
+        self._sync_thread: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -35,6 +44,10 @@ class Database:
             self._writer = await self._connect()
             await self._migrate(self._writer)
             self._reader = await self._connect()
+            self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-sync")
+            self._sync = await asyncio.get_running_loop().run_in_executor(
+                self._sync_thread, self._connect_sync
+            )
         except BaseException as exc:
             await self.close()
             if isinstance(exc, sqlite3.Error | OSError):
@@ -82,11 +95,50 @@ class Database:
                 f" ({len(MIGRATIONS)}); upgrade the gateway"
             )
 
+    def _connect_sync(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+        sync, pool, self._sync, self._sync_thread = self._sync, self._sync_thread, None, None
+        if pool is not None:
+            async with self._lock:  # a run_sync transaction in flight finishes first
+                if sync is not None:
+                    await asyncio.get_running_loop().run_in_executor(pool, sync.close)
+            pool.shutdown(wait=False)
+
+    async def run_sync(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` inside BEGIN IMMEDIATE … COMMIT in the sync connection's thread, in
+        one round trip; failures roll back and raise StorageError. Serialized with
+        ``transaction()``."""
+        async with self._lock:
+            if self._sync is None or self._sync_thread is None:
+                raise StorageError("database is closed")
+            call = asyncio.get_running_loop().run_in_executor(
+                self._sync_thread, _transaction, self._sync, work
+            )
+            try:
+                # Shielded: the transaction runs to its end even if our caller is cancelled,
+                # and the lock is held until then.
+                return await asyncio.shield(call)
+            except sqlite3.Error as exc:
+                raise StorageError(f"database error: {exc}") from exc
+            except asyncio.CancelledError:
+                with suppress(BaseException):
+                    await call
+                raise
 
     @property
     def schema_version(self) -> int:
@@ -117,8 +169,8 @@ class Database:
         if self._reader is None:
             raise StorageError("database is closed")
         try:
-            async with self._reader.execute(sql, tuple(params)) as cur:
-                return list(await cur.fetchall())
+            # One round trip to the connection's thread (execute, fetch and close in one go).
+            return list(await self._reader.execute_fetchall(sql, tuple(params)))
         except sqlite3.Error as exc:
             raise StorageError(f"database error: {exc}") from exc
 
@@ -136,3 +188,84 @@ class Database:
             raise StorageError(f"backup failed: {exc}") from exc
         finally:
             await dest.close()
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+class GroupCommit(Generic[T]):
+    """Concurrent writes of one kind share a transaction: one COMMIT (one fsync) for all.
+
+    Whatever is submitted while a batch is being written waits and goes in the next batch, so
+    an idle store writes each item at once and a busy one writes many per commit. ``submit``
+    returns only after the COMMIT that holds its item's rows (and raises if that failed). A
+    batch that fails is written again one item per transaction, so that an item that cannot
+    be written fails alone. The batches run in a task of their own: a caller that is cancelled
+    (its client hung up) does not cut a commit in half.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        write: Callable[[sqlite3.Connection, Sequence[T]], None],
+        max_batch: int = 128,
+    ) -> None:
+        self.db = db
+        self.write = write
+        self.max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed (fewer than items when it batches)
+
+    async def submit(self, item: T) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append((item, done))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run())
+        await done
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            try:
+                await self._write(batch)
+            except BaseException as exc:  # cancelled (the loop is closing): fail the rest
+                for _, done in batch + self._queue:
+                    _settle(done, exc if isinstance(exc, Exception) else StorageError(str(exc)))
+                self._queue.clear()
+                raise
+
+    async def _write(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            await self.db.run_sync(lambda conn: self.write(conn, items))
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            for one in batch:  # find the item at fault: each in its own transaction
+                await self._write([one])
+            return
+        self.commits += 1
+        for _, done in batch:
+            _settle(done, None)
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():  # its caller was cancelled and no longer waits
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
