@@ -103,17 +103,22 @@ def fax_summary(fax: Fax) -> dict[str, Any]:
     return row
 
 
-def attempt_view(attempt: dict[str, Any]) -> dict[str, Any]:
-    """One transmission attempt, with Gregorian times."""
-    data = dict(attempt)
-    for key in ("started", "ended"):
+def with_gregorian(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """A copy of a store row with its Unix times in Gregorian seconds."""
+    data = dict(row)
+    for key in keys:
         if isinstance(data.get(key), int | float):
             data[key] = gregorian(data[key])
     return data
 
 
-def fax_view(fax: Fax, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The whole public fax; ``attempts`` (the store's attempt rows) becomes ``attempts_log``."""
+def fax_view(
+    fax: Fax,
+    attempts: list[dict[str, Any]] | None = None,
+    notices: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The whole public fax; the store's attempt rows become ``attempts_log`` and its
+    notification rows ``notification_log`` (state of each email and SMS)."""
     data = fax_summary(fax)
     data.update(
         {
@@ -137,7 +142,11 @@ def fax_view(fax: Fax, attempts: list[dict[str, Any]] | None = None) -> dict[str
         }
     )
     if attempts is not None:
-        data["attempts_log"] = [attempt_view(a) for a in attempts]
+        data["attempts_log"] = [with_gregorian(a, "started", "ended") for a in attempts]
+    if notices is not None:
+        data["notification_log"] = [
+            with_gregorian(n, "created", "next_attempt_at", "sent") for n in notices
+        ]
     return data
 
 

@@ -76,7 +76,8 @@ async def create_fax(call: Call) -> Response:
 async def get_fax(call: Call) -> Response:
     fax = await fax_in_folder(call)
     attempts = await call.store.fax_attempts(fax.id)
-    return envelope(call.request, fax_view(fax, attempts))
+    notices = await call.store.fax_notifications(fax.id)
+    return envelope(call.request, fax_view(fax, attempts, notices))
 
 
 async def act_on_fax(call: Call) -> Response:

@@ -64,6 +64,21 @@ class Attempt(_Out):
     result: dict[str, Any] | None
 
 
+class Notice(_Out):
+    """One notification of the fax (email or SMS) and where its delivery stands."""
+
+    id: int | str
+    event: str
+    channel: str
+    to: str
+    state: str
+    attempts: int
+    created: int | None
+    next_attempt_at: int | None
+    sent: int | None
+    error: str | None
+
+
 class FaxOut(FaxRow):
     """The whole public fax."""
 
@@ -85,6 +100,7 @@ class FaxOut(FaxRow):
     modified: int
     delivered: int | None
     attempts_log: list[Attempt] | None = None
+    notification_log: list[Notice] | None = None
 
 
 class SmtpLogRow(_Out):

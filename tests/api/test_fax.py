@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.api.shapes import FaxEnvelope
-from gateway.models import Direction, FaxStatus
+from gateway.models import Direction, FaxStatus, NewFax
 from gateway.store import Store
 from tests.api.conftest import Created, assert_error, auth, count, faxes_url, seed_fax
 from tests.conftest import Tenant
@@ -215,3 +215,21 @@ async def test_deleted_bytes_are_zeroed_on_disk(
     await store.db.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
     raw = settings.storage.path.read_bytes()
     assert b"TOP-SECRET-FAX-CONTENT-" not in raw
+
+
+async def test_the_state_of_each_notification_shows_on_the_fax(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
+    job = NewFax(
+        account_id=tenant.account_id,
+        faxbox_id=tenant.faxbox.id,
+        to_number="+14155550123",
+        notifications={"email": {"send_to": ["alice@example.com"]}},
+    )
+    fax_id = await store.create_fax(job, [])
+    assert await store.fail_job(fax_id, "doc.pdf: corrupt PDF", {"success": False})
+    data = (await call(client, tenant, "GET", "outbox", fax_id)).json()["data"]
+    [notice] = data["notification_log"]
+    assert notice["channel"] == "email" and notice["to"] == "alice@example.com"
+    assert notice["event"] == "outbound_failed" and notice["state"] == "pending"
+    assert notice["created"] > 62167219200  # Gregorian seconds, like every API time
