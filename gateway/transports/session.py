@@ -108,7 +108,7 @@ def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
         # spandsp stamps the header line (date, time, info, TSI, page) only when the info text
         # is non-empty; a lone space still gets the line out when only a TSI is configured.
         if call.header or tsi:
-            gateway.set_page_header(call.header or " ", posix_tz(call.timezone))
+            gateway.set_page_header(header_text(call), posix_tz(call.timezone))
         gateway.set_tx_file(str(tx_path))
         machine.set_ident(call.to_number)
         # A machine that offers no receive file leaves "ready to receive" out of its DIS:
@@ -214,3 +214,10 @@ def _received(tiff: bytes, got: Stats, remote_tsi: str | None, code: int) -> Rec
         fax_error_correction=got.ecm,
         fax_bad_rows=got.bad_rows,
     )
+
+
+def header_text(call: OutboundCall) -> str:
+    """The header's info text. spandsp 0.0.6 ends the line with "p.N" and has no "of M", so
+    the total goes into the text: the line then reads "<header>, M pages  <TSI>  p.N"."""
+    total = f"{call.pages} page" + ("" if call.pages == 1 else "s")
+    return f"{call.header}, {total}" if call.header else total

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.transports.base import FailureClass
+from gateway.transports.base import FailureClass, OutboundCall
 from gateway.transports.classify import (
     CAUSE_NO_ANSWER,
     CAUSE_UNALLOCATED,
@@ -18,6 +18,7 @@ from gateway.transports.remotes import (
     RemoteKind,
     parse_remote,
 )
+from gateway.transports.session import header_text
 
 
 @pytest.mark.parametrize(
@@ -109,3 +110,28 @@ def test_completion_code_classes(code: int, expected: FailureClass | None) -> No
 )
 def test_iana_zone_to_posix_rule(zone: str, rule: str) -> None:
     assert posix_tz(zone) == rule
+
+
+@pytest.mark.parametrize(
+    ("header", "pages", "expected"),
+    [
+        ("ACME Corp", 3, "ACME Corp, 3 pages"),
+        ("ACME Corp", 1, "ACME Corp, 1 page"),
+        (None, 2, "2 pages"),
+    ],
+)
+def test_the_header_line_carries_the_total_page_count(
+    header: str | None, pages: int, expected: str
+) -> None:
+    """spandsp stamps "p.N"; the total in the text makes it "page N of M" on paper."""
+    call = OutboundCall(
+        fax_id="f",
+        to_number="+14155550123",
+        from_number=None,
+        tsi="+1 415 555 0100",
+        header=header,
+        timezone="UTC",
+        tiff=b"",
+        pages=pages,
+    )
+    assert header_text(call) == expected
