@@ -35,6 +35,17 @@ _PIL_FORMATS = {
     DocumentKind.JPEG: "JPEG",
     DocumentKind.GIF: "GIF",
 }
+# What Pillow raises on a damaged, truncated, hostile or unknown image.
+_UNREADABLE = (
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    RecursionError,
+)
 # Lines per page and columns of the text renderer at 10 pt on Letter, for an early page estimate.
 TEXT_LINES_PER_PAGE = 60
 TEXT_COLUMNS = 80
@@ -111,16 +122,7 @@ def _image_pages(data: bytes, filename: str, kind: DocumentKind, limits: Inspect
                 # Chunk checksums, without inflating pixels: catches truncated or damaged files.
                 with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
                     image.verify()
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        ValueError,
-        SyntaxError,
-        EOFError,
-        RecursionError,
-    ) as exc:
+    except _UNREADABLE as exc:
         raise DocumentError(filename, f"corrupt or unreadable {kind.value.upper()} image") from exc
     if width < 1 or height < 1:
         raise DocumentError(filename, "image has no pixels")
@@ -136,16 +138,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     try:
         with _bombs_raise(), Image.open(io.BytesIO(data)) as image:
             return image.size
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        ValueError,
-        SyntaxError,
-        EOFError,
-        RecursionError,
-    ):
+    except _UNREADABLE:
         return None
 
 
