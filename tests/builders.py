@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import zipfile
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
@@ -68,24 +69,29 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (800, 600), frames: in
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=8)
-def tiff_bytes(frames: int = 1) -> bytes:
-    """A fax-like TIFF: 1 bit, G4 compressed, one frame per page."""
-    images = []
-    for n in range(frames):
-        image = Image.new("1", (1728, 2200), 1)
-        ImageDraw.Draw(image).text((100, 100 + 40 * n), f"TIFF page {n + 1}", fill=0)
-        images.append(image)
+FAX_FINE_DPI = (204, 196)  # TIFF-F fine resolution: R8 across, 7.7 lines/mm
+FAX_PAGE = (1728, 2200)  # 215 mm across; a little short of A4 to keep the tests quick
+
+
+def g4_bytes(pages: Sequence[Image.Image], dpi: tuple[int, int] = FAX_FINE_DPI) -> bytes:
+    """``pages`` as one multi-page TIFF, 1 bit (converted if need be), G4 compressed."""
+    images = [page.convert("1") for page in pages]
     buf = io.BytesIO()
     images[0].save(
-        buf,
-        "TIFF",
-        compression="group4",
-        dpi=(204, 196),
-        save_all=True,
-        append_images=images[1:],
+        buf, "TIFF", compression="group4", dpi=dpi, save_all=True, append_images=images[1:]
     )
     return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=32)
+def tiff_bytes(pages: int = 1, size: tuple[int, int] = FAX_PAGE, label: str = "TIFF page") -> bytes:
+    """A fax-like TIFF (G4, fine resolution), one page per frame, "``label`` N" on page N."""
+    images = []
+    for n in range(pages):
+        image = Image.new("1", size, 1)
+        ImageDraw.Draw(image).text((100, 100 + 40 * n), f"{label} {n + 1}", fill=0)
+        images.append(image)
+    return g4_bytes(images)
 
 
 def make_email(

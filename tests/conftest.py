@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +20,9 @@ from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
 from gateway.store import Store
 from gateway.store.rows import smtplog_from_row
+
+if TYPE_CHECKING:
+    from tests.daemon_process import Served
 
 
 class Clock:
@@ -295,9 +298,20 @@ def remote_ip() -> Iterator[str]:
 
 
 def free_port() -> int:
+    """A port nothing listens on (yet): bound and released at once."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Served]]:
+    """The ``serve`` processes a test starts (it appends them): whatever the test did, none is
+    left running after it."""
+    started: list[Served] = []
+    yield started
+    for daemon in started:
+        daemon.kill()
 
 
 class RawClient:

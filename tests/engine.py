@@ -3,44 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections import Counter
 from collections.abc import Callable
 from functools import cache
 
-from PIL import Image, ImageDraw
-
 from gateway.documents.pdfout import tiff_to_pdf
 from gateway.models import DocumentKind, NewFax, SourceDocument
 from gateway.store import Store
 from gateway.transports.base import OutboundCall, TxResult
+from tests.builders import tiff_bytes
 from tests.conftest import Tenant
 
 
 @cache
-def g4_tiff(pages: int = 1) -> bytes:
-    """A small multi-page TIFF-F (G4, 204x196 dpi, MinIsWhite) with a line of text per page."""
-    images = []
-    for n in range(pages):
-        page = Image.new("L", (1728, 1100), 255)
-        ImageDraw.Draw(page).text((150, 150 + 40 * n), f"engine test page {n + 1}", fill=0)
-        images.append(page.convert("1"))
-    buf = io.BytesIO()
-    images[0].save(
-        buf,
-        "TIFF",
-        compression="group4",
-        dpi=(204, 196),
-        save_all=True,
-        append_images=images[1:],
-    )
-    return buf.getvalue()
-
-
-@cache
 def g4_pdf(pages: int = 1) -> bytes:
-    return tiff_to_pdf(g4_tiff(pages))
+    """The PDF rendition of ``tiff_bytes(pages)``."""
+    return tiff_to_pdf(tiff_bytes(pages))
 
 
 async def pending_job(
@@ -52,7 +31,7 @@ async def pending_job(
     retries: int = 3,
 ) -> str:
     """A job as the render stage leaves it: ``pending``, due now, with its TIFF and PDF."""
-    tiff = g4_tiff(pages)
+    tiff = tiff_bytes(pages)
     fax_id = await store.create_fax(
         NewFax(
             account_id=tenant.account_id,

@@ -2,68 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import smtplib
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from email.utils import make_msgid
 from pathlib import Path
 
 from tests.builders import make_email, pdf_bytes
 from tests.conftest import free_port, transact
+from tests.daemon_process import Served, write_config
 
-REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "fax.crash.test"
 CONNECTIONS = 3
 KILL_AFTER = 24  # acknowledged messages before the kill
-
-
-@dataclass
-class Gateway:
-    config: Path
-    smtp_port: int
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(self.config), "serve"],
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: render workers die with it
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # a bounded poll for the port
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=1) as s:
-                    if s.recv(100).startswith(b"220"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("the gateway did not start:\n" + self.log.read_text())
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            assert self.process.wait(60) == 0, self.log.read_text()
-        finally:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -105,60 +58,53 @@ class Stream:
         return threads
 
 
-def write_config(tmp_path: Path, smtp_port: int) -> Path:
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f"""
-[storage]
-path = "{tmp_path / "gateway.sqlite3"}"
-synchronous = "full"
+def start(config: Path, port: int) -> Served:
+    """A daemon in its own process group (render workers die with it), up once it greets."""
 
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-default_smtp_domain = "{DOMAIN}"
+    def greets() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                return s.recv(100).startswith(b"220")
+        except OSError:
+            return False
 
-[http]
-port = {free_port()}
-
-[worker]
-drain_timeout_s = 0
-
-[render]
-workers = 1
-
-[bootstrap]
-enabled = true
-
-[logging]
-level = "WARNING"
-"""
-    )
-    return config
+    return Served(config, config.parent, ready=greets, own_group=True, timeout=60)
 
 
-def test_sigkill_while_streaming_loses_no_acknowledged_message(tmp_path: Path) -> None:
+def test_sigkill_while_streaming_loses_no_acknowledged_message(
+    tmp_path: Path, daemons: list[Served]
+) -> None:
     port = free_port()
-    gateway = Gateway(write_config(tmp_path, port), port, tmp_path / "gateway.log")
-    gateway.start()
+    config = write_config(
+        tmp_path,
+        port,
+        storage={"synchronous": "full"},
+        smtp={"default_smtp_domain": DOMAIN},
+        worker={"drain_timeout_s": 0},
+        bootstrap={"enabled": True},
+        logging={"level": "WARNING"},
+    )
+    first = start(config, port)
+    daemons.append(first)
     stream = Stream(port)
     threads = stream.run()
     try:
-        assert stream.enough.wait(120), gateway.log.read_text()
+        assert stream.enough.wait(120), first.output()
     finally:
-        gateway.kill()
+        first.kill()
         for thread in threads:
             thread.join(60)
     acked = dict(stream.acked)
     assert len(acked) >= KILL_AFTER
 
-    gateway.start()  # the same database, after a crash
+    second = start(config, port)  # the same database, after a crash
+    daemons.append(second)
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         pdf = pdf_bytes(1, label="after the restart")
         message = make_email(attachments=[(pdf, "application/pdf", "after.pdf")])
         [fax_id] = transact(smtp, rcpts=[f"+14155550100@{DOMAIN}"], data=message).fax_ids
         acked[fax_id] = pdf
-    gateway.stop()
+    assert second.stop(timeout=60) == 0, second.output()
 
     with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

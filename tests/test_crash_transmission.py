@@ -10,115 +10,31 @@ recorded and counted (crash) or recorded and not counted (graceful stop).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import smtplib
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.builders import make_email, pdf_bytes
+from tests.conftest import free_port
+from tests.daemon_process import Served, write_config
 
-ROOT = Path(__file__).resolve().parents[1]
 LEASE_S = 2.0
 PACE = 0.1  # a one-page call (~20 s of line time) takes ~2 s
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(folder: Path, smtp_port: int) -> Path:
-    config = folder / "gateway.toml"
-    config.write_text(
-        f"""
-[storage]
-path = "{folder / "gateway.sqlite3"}"
-synchronous = "normal"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-default_smtp_domain = "fax.test"
-
-[http]
-host = "127.0.0.1"
-port = {free_port()}
-
-[worker]
-lease_s = {LEASE_S}
-poll_s = 0.1
-drain_timeout_s = 0.3
-
-[render]
-workers = 1
-
-[transport.loopback]
-pace = {PACE}
-
-[bootstrap]
-enabled = true
-
-[logging]
-level = "INFO"
-"""
+def gateway_config(folder: Path, smtp_port: int) -> Path:
+    return write_config(
+        folder,
+        smtp_port,
+        worker={"lease_s": LEASE_S, "drain_timeout_s": 0.3},
+        bootstrap={"enabled": True},
+        **{"transport.loopback": {"pace": PACE}},
     )
-    return config
-
-
-class Daemon:
-    """One ``python -m gateway serve`` process, its output in files for the post-mortem."""
-
-    def __init__(self, config: Path, folder: Path, run: int) -> None:
-        self.log = folder / f"daemon-{run}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.wait_for(lambda: "fax-gateway ready" in self.output(), "the daemon to start")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            if self.process.poll() is not None:
-                pytest.fail(f"daemon exited ({self.process.returncode}):\n{self.output()}")
-            time.sleep(0.02)
-        pytest.fail(f"timed out waiting for {what}:\n{self.output()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        self.process.send_signal(sig)
-        return self.process.wait(timeout)
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:  # whatever the test did, leave nothing running
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait(10)
 
 
 def query(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
@@ -145,15 +61,15 @@ def attempts(db: Path, fax_id: str) -> list[tuple[int, str]]:
 )
 def test_a_transmission_cut_short_completes_exactly_once_after_restart(
     tmp_path: Path,
-    daemons: list[Daemon],
+    daemons: list[Served],
     sig: int,
     cut_short: tuple[int, str],
     attempts_counted: int,
 ) -> None:
     smtp_port = free_port()
-    config = write_config(tmp_path, smtp_port)
+    config = gateway_config(tmp_path, smtp_port)
     db = tmp_path / "gateway.sqlite3"
-    first = Daemon(config, tmp_path, 1)
+    first = Served(config, tmp_path)
     daemons.append(first)
 
     msg = make_email(
@@ -174,7 +90,7 @@ def test_a_transmission_cut_short_completes_exactly_once_after_restart(
         assert (job["status"], job["attempts"]) == ("pending", 0)
         assert attempts(db, fax_id) == [(1, "released")]
 
-    second = Daemon(config, tmp_path, 2)
+    second = Served(config, tmp_path)
     daemons.append(second)
     second.wait_for(
         lambda: query(db, "SELECT 1 FROM faxes WHERE id = ? AND status = 'completed'", fax_id),

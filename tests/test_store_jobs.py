@@ -7,8 +7,9 @@ from typing import Any
 from gateway.models import DocumentKind, FaxStatus, NewFax, SmtpLogEntry, SourceDocument
 from gateway.store import Store
 from gateway.store.jobs import AttemptOutcome, Claim
+from tests.builders import tiff_bytes
 from tests.conftest import Clock, Tenant, make_tenant
-from tests.engine import g4_pdf, g4_tiff, pending_job
+from tests.engine import g4_pdf, pending_job
 
 LEASE = 30.0
 
@@ -29,7 +30,7 @@ async def test_lifecycle_attaching_pending_processing_retry_completed(
 ) -> None:
     fax_id = await store.create_fax(
         NewFax(account_id=tenant.account_id, to_number="+14155550123", retries=3, source="api"),
-        [SourceDocument(DocumentKind.TIFF, g4_tiff(2), "in.tif", 2)],
+        [SourceDocument(DocumentKind.TIFF, tiff_bytes(2), "in.tif", 2)],
     )
     assert (await store.get_fax(fax_id)).status is FaxStatus.ATTACHING_FILES
     assert await store.claim_due("w1", LEASE, 10, 5) == []  # not rendered yet: not sendable
@@ -37,7 +38,7 @@ async def test_lifecycle_attaching_pending_processing_retry_completed(
     [claimed] = await store.claim_attaching("render", LEASE, 5)
     assert claimed.id == fax_id
     assert await store.claim_attaching("render-2", LEASE, 5) == []  # leased
-    assert await store.finish_render(fax_id, "render", g4_tiff(2), g4_pdf(2), 2)
+    assert await store.finish_render(fax_id, "render", tiff_bytes(2), g4_pdf(2), 2)
     fax = await store.get_fax(fax_id)
     assert (fax.status, fax.pages, fax.next_attempt_at) == (FaxStatus.PENDING, 2, clock.now)
     assert [d.pages for d in await store.fax_documents(fax_id, "tiff")] == [2]
@@ -120,15 +121,15 @@ async def test_a_lost_render_lease_cannot_finish_the_render(
 ) -> None:
     fax_id = await store.create_fax(
         NewFax(account_id=tenant.account_id, to_number="+14155550123"),
-        [SourceDocument(DocumentKind.TIFF, g4_tiff(1), "in.tif")],
+        [SourceDocument(DocumentKind.TIFF, tiff_bytes(1), "in.tif")],
     )
     await store.claim_attaching("r1", LEASE, 5)
     clock.advance(LEASE + 1)
     [again] = await store.claim_attaching("r2", LEASE, 5)
     assert again.id == fax_id
-    assert not await store.finish_render(fax_id, "r1", g4_tiff(1), g4_pdf(1), 1)
+    assert not await store.finish_render(fax_id, "r1", tiff_bytes(1), g4_pdf(1), 1)
     assert not await store.store_originals(fax_id, "r1", [])
-    assert await store.finish_render(fax_id, "r2", g4_tiff(1), g4_pdf(1), 1)
+    assert await store.finish_render(fax_id, "r2", tiff_bytes(1), g4_pdf(1), 1)
 
 
 async def test_renewal_keeps_the_reaper_away(store: Store, tenant: Tenant, clock: Clock) -> None:
@@ -185,7 +186,7 @@ async def test_release_leases_hands_back_only_the_owners_jobs(
     await claim_one(store, "them")
     attaching = await store.create_fax(
         NewFax(account_id=tenant.account_id, to_number="+14155550003"),
-        [SourceDocument(DocumentKind.TIFF, g4_tiff(1), "in.tif")],
+        [SourceDocument(DocumentKind.TIFF, tiff_bytes(1), "in.tif")],
     )
     await store.claim_attaching("me", LEASE, 5)
 
@@ -224,7 +225,7 @@ async def test_a_reception_cut_short_ends_as_a_failed_inbound_fax(
         assert fax.rx_result is not None and fax.rx_result["success"] is False
     # A late finish of a reception that was already ended changes nothing.
     rx = {"success": True, "pages_received": 1}
-    assert not await store.finish_inbound(crashed, rx, g4_tiff(1), None, 1)
+    assert not await store.finish_inbound(crashed, rx, tiff_bytes(1), None, 1)
     assert (await store.get_fax(crashed)).status is FaxStatus.FAILED
 
 

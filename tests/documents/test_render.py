@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageSequence
 from gateway.documents.pdfout import tiff_to_pdf
 from gateway.documents.render import CoverPage, RenderOptions, render_fax
 from gateway.models import DocumentKind, SourceDocument
+from tests.builders import g4_bytes
 
 ROWS = {("fine", "letter"): 2156, ("fine", "a4"): 2292, ("standard", "letter"): 1078}
 FULL = RenderOptions(page_chop=False)
@@ -56,14 +57,7 @@ def tiff_three_pages() -> bytes:
     frames = [Image.new("1", (1728, 1000), 1) for _ in range(3)]
     for n, frame in enumerate(frames):
         ImageDraw.Draw(frame).rectangle((100, 100, 500 + 100 * n, 300), fill=0)
-    return image_bytes(
-        frames[0],
-        "TIFF",
-        save_all=True,
-        append_images=frames[1:],
-        dpi=(204, 98),
-        compression="group4",
-    )
+    return g4_bytes(frames, dpi=(204, 98))  # standard resolution
 
 
 INPUTS = {

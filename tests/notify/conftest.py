@@ -10,7 +10,8 @@ import pytest
 
 from gateway.notify import Notifier
 from gateway.store import Store
-from tests.notify.support import Collector, Webhook, free_port, notify_settings
+from tests.conftest import free_port
+from tests.notify.support import Collector, Webhook, notify_settings
 
 MakeNotifier = Callable[..., Notifier]
 
@@ -50,4 +51,5 @@ async def make_notifier(store: Store, tmp_path: Path) -> AsyncIterator[MakeNotif
 
 @pytest.fixture
 def closed_port() -> int:
+    """A port nothing listens on (the smarthost that is down)."""
     return free_port()

@@ -8,7 +8,6 @@ import asyncio
 import email
 import email.policy
 import json
-import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -235,10 +234,3 @@ def pdf_attachments(message: EmailMessage) -> list[bytes]:
             assert isinstance(payload, bytes)
             found.append(payload)
     return found
-
-
-def free_port() -> int:
-    """A port nothing listens on (the smarthost that is down)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -12,8 +12,8 @@ import pytest
 from gateway.cli import main
 from gateway.store import Store
 from tests.conftest import make_tenant
+from tests.daemon_process import write_config
 from tests.engine import pending_job
-from tests.ops.served import write_config
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from gateway import reload
 from gateway.daemon import Daemon
 from tests.conftest import TlsFiles, make_settings
-from tests.ops.served import write_config
+from tests.daemon_process import write_config
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from gateway import credentials
 from gateway.models import NewFax, SmtpLogEntry
 from gateway.store import Store
 from tests.builders import make_email, pdf_bytes
-from tests.ops.served import NotifySocket, Served, cli, free_port, write_config
+from tests.conftest import free_port
+from tests.daemon_process import NotifySocket, Served, cli, write_config
 
 
 @pytest.fixture
@@ -29,14 +30,6 @@ def notify() -> Iterator[NotifySocket]:
     sock.close()
 
 
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for daemon in started:  # whatever the test did, leave nothing running
-        daemon.kill()
-
-
 def rcpt_replies(port: int, numbers: list[str]) -> list[int]:
     with smtplib.SMTP("127.0.0.1", port, local_hostname="c.test", timeout=30) as client:
         assert client.ehlo()[0] == 250
@@ -44,12 +37,14 @@ def rcpt_replies(port: int, numbers: list[str]) -> list[int]:
         return [client.rcpt(f"{n}@fax.test")[0] for n in numbers]
 
 
-def test_ready_reload_stop_and_json_logs(tmp_path: Path, notify: NotifySocket, served):
+def test_ready_reload_stop_and_json_logs(
+    tmp_path: Path, notify: NotifySocket, daemons: list[Served]
+):
     port = free_port()
     sections = {"smtp": {"max_recipients": 5}, "bootstrap": {"enabled": True}}
     config = write_config(tmp_path, port, logging={"format": "json"}, **sections)
     daemon = Served(config, tmp_path, notify)  # returns once READY=1 arrived
-    served.append(daemon)
+    daemons.append(daemon)
     assert rcpt_replies(port, ["+14155550100", "+14155550111"]) == [250, 250]
 
     sections["smtp"]["max_recipients"] = 1
@@ -77,11 +72,11 @@ def test_ready_reload_stop_and_json_logs(tmp_path: Path, notify: NotifySocket, s
     assert attempts[0]["message_id"] == message["Message-ID"]
 
 
-def test_sigterm_lets_a_message_in_data_finish(tmp_path: Path, served):
+def test_sigterm_lets_a_message_in_data_finish(tmp_path: Path, daemons: list[Served]):
     port = free_port()
     config = write_config(tmp_path, port, smtp={"drain_timeout_s": 20}, bootstrap={"enabled": True})
     daemon = Served(config, tmp_path)
-    served.append(daemon)
+    daemons.append(daemon)
     raw = make_email(attachments=[(pdf_bytes(1), "application/pdf", "a.pdf")]).as_bytes()
     raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     half = len(raw) // 2
@@ -153,13 +148,13 @@ async def _old_history(path: Path, days_ago: float) -> tuple[str, str]:
     return fax_id, entry.id
 
 
-def test_backup_and_purge_while_serving(tmp_path: Path, served):
+def test_backup_and_purge_while_serving(tmp_path: Path, daemons: list[Served]):
     database = tmp_path / "gateway.sqlite3"
     old_fax, old_log = asyncio.run(_old_history(database, days_ago=40))
     port = free_port()
     config = write_config(tmp_path, port, bootstrap={"enabled": True})
     daemon = Served(config, tmp_path)
-    served.append(daemon)
+    daemons.append(daemon)
     message = make_email(attachments=[(pdf_bytes(2), "application/pdf", "a.pdf")])
     with smtplib.SMTP("127.0.0.1", port, local_hostname="c.test", timeout=30) as client:
         client.send_message(message, "alice@example.com", ["+14155550100@fax.test"])

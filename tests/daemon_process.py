@@ -1,26 +1,27 @@
-"""A real ``fax-gateway serve`` subprocess for the signal, readiness and admin tests."""
+"""A real ``fax-gateway serve`` subprocess: its config, its log, waiting on it and stopping it.
+
+Used by the signal, readiness and admin tests (tests/ops) and the crash tests. Register each
+``Served`` with the ``daemons`` fixture (tests/conftest.py) so that none outlives its test.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from signal import SIGKILL, SIGTERM
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_config(folder: Path, smtp_port: int, **sections: dict[str, Any]) -> Path:
@@ -80,10 +81,26 @@ class NotifySocket:
 
 
 class Served:
-    """One ``python -m gateway serve``; stdout and stderr go to a file for the post-mortem."""
+    """One ``python -m gateway serve``; stdout and stderr go to a file for the post-mortem.
 
-    def __init__(self, config: Path, folder: Path, notify: NotifySocket | None = None) -> None:
+    The constructor returns once the daemon is ready: READY=1 on ``notify`` if given, else
+    ``ready()`` holds if given, else its log says "fax-gateway ready" (within ``timeout``).
+    ``own_group`` starts it in its own process group, so that ``kill`` takes its render
+    workers down with it.
+    """
+
+    def __init__(
+        self,
+        config: Path,
+        folder: Path,
+        notify: NotifySocket | None = None,
+        *,
+        ready: Callable[[], Any] | None = None,
+        own_group: bool = False,
+        timeout: float = 30,
+    ) -> None:
         self.config = config
+        self.own_group = own_group
         self.log = folder / f"daemon-{time.monotonic_ns()}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("NOTIFY_SOCKET", None)
@@ -97,16 +114,21 @@ class Served:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=own_group,
             )
         if notify is not None:
-            notify.expect("READY=1")
+            notify.expect("READY=1", timeout)
         else:
-            self.wait_for(lambda: "fax-gateway ready" in self.output(), "the daemon to start")
+            self.wait_for(ready or self._logged_ready, "the daemon to start", timeout)
+
+    def _logged_ready(self) -> bool:
+        return "fax-gateway ready" in self.output()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
     def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+        """Poll ``condition`` until it is truthy (its value); fail if the daemon exits first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = condition()
@@ -120,15 +142,20 @@ class Served:
     def signal(self, sig: int) -> None:
         self.process.send_signal(sig)
 
-    def stop(self, timeout: float = 30) -> int:
+    def stop(self, sig: int = SIGTERM, timeout: float = 30) -> int:
+        """Send ``sig`` (if it still runs) and wait: its exit status (-N for signal N)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
+        """SIGKILL it (and its process group, if it has its own) and reap it."""
+        if self.own_group:
+            with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+                os.killpg(self.process.pid, SIGKILL)
+        elif self.process.poll() is None:
             self.process.kill()
-            self.process.wait(10)
+        self.process.wait(10)
 
 
 def cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
