@@ -12,7 +12,8 @@ invert a mode "1" image pixel by pixel in Python to honour ``PhotometricInterpre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -105,19 +106,20 @@ _MIDTONE = _lut(lambda v: 255 if _MID_LO <= v <= _MID_HI else 0)
 _PHOTO_BLOCK_LUT = _lut(lambda v: 255 if v >= _PHOTO_SHARE * 255 else 0)
 
 
-def _whiten_paper(grey: Image.Image, hist: list[int]) -> Image.Image:
-    """Stretch levels so the paper (the brightest common grey) becomes pure white.
+def _whitening(hist: list[int]) -> list[int] | None:
+    """A LUT stretching levels so the paper (the brightest common grey) becomes pure white.
 
     Scans and photocopies have grey, noisy paper; without this their background would count as
-    mid-tone (and be dithered into thousands of costly specks) or as ink.
+    mid-tone (and be dithered into thousands of costly specks) or as ink. ``None`` when the
+    paper is already white (or there is no clear paper level).
     """
     total = sum(hist)
     # Paper = the most common level among the brighter half; only stretch if it is clearly grey.
     paper = max(range(128, 256), key=hist.__getitem__)
     if paper >= 245 or hist[paper] * 20 < total:
-        return grey
+        return None
     white_from = max(paper - 12, 129)  # the noise around the paper level goes white too
-    return grey.point(_lut(lambda v: 255 if v >= white_from else v * 255 // white_from))
+    return _lut(lambda v: 255 if v >= white_from else v * 255 // white_from)
 
 
 @lru_cache(maxsize=4)
@@ -157,17 +159,26 @@ def binarize(grey: Image.Image) -> Image.Image:
     """Grey page → ink mask: a sharp threshold for text and line art, halftone for photographs.
 
     The choice is made per 32 px block, so a page mixing text and a photograph gets a crisp
-    text and a dithered picture.
+    text and a dithered picture. A mode "1" page (white paper) is already bilevel.
     """
-    hist = grey.histogram()
-    whitened = _whiten_paper(grey, hist)
-    if whitened is not grey:
-        grey, hist = whitened, whitened.histogram()
+    if grey.mode == "1":
+        return ImageChops.invert(grey)  # already bilevel (white paper): the ink is the black
+    # The page is analysed on every other pixel of every other row (a quarter of the pixels;
+    # histogram and block shares are statistics the sample estimates well), the ink itself
+    # is thresholded at full resolution.
+    sample = grey.resize(
+        (max(1, grey.width // 2), max(1, grey.height // 2)), Image.Resampling.NEAREST
+    )
+    hist = sample.histogram()
+    whitening = _whitening(hist)
+    if whitening is not None:
+        grey, sample = grey.point(whitening), sample.point(whitening)
+        hist = sample.histogram()
     ink = grey.point(_TEXT_INK, "1")
-    if sum(hist[_MID_LO : _MID_HI + 1]) * 200 < grey.width * grey.height:
+    if sum(hist[_MID_LO : _MID_HI + 1]) * 200 < sample.width * sample.height:
         return ink  # under 0.5 % mid-tone pixels: text or line art only
-    mid = grey.point(_MIDTONE)
-    blocks = mid.reduce(_PHOTO_BLOCK).point(_PHOTO_BLOCK_LUT)
+    mid = sample.point(_MIDTONE)
+    blocks = mid.reduce(_PHOTO_BLOCK // 2).point(_PHOTO_BLOCK_LUT)
     # Drop lone blocks (a dense heading is not a photograph), then grow the rest by a block so
     # the photograph's soft edges are dithered too.
     blocks = blocks.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(5))
@@ -181,6 +192,15 @@ def binarize(grey: Image.Image) -> Image.Image:
     region = (x0, y0, min(x1, grey.width), min(y1, grey.height))
     ink.paste(_halftone(grey.crop(region)), region[:2], mask.crop(region))
     return ink
+
+
+def chop_would_cut(page: Image.Image, geometry: PageGeometry, threshold_in: float = 3.0) -> bool:
+    """Whether ``chop`` would shorten this bilevel page (mode "1", white paper), cheaply."""
+    blank_rows = math.ceil(threshold_in * geometry.y_dpi)
+    if page.height < blank_rows:
+        return False
+    tail = page.crop((0, page.height - blank_rows, page.width, page.height))
+    return bool(tail.getextrema()[0])  # no black pixel in the last threshold_in inches
 
 
 def chop(ink: Image.Image, geometry: PageGeometry, threshold_in: float = 3.0) -> Image.Image:
@@ -197,16 +217,55 @@ def chop(ink: Image.Image, geometry: PageGeometry, threshold_in: float = 3.0) ->
     return ink.crop((0, 0, ink.width, keep))
 
 
+# Bilevel sources within this factor of the fax grid (200 x 200 dpi scans, 203 x 196 fax
+# pages) are resampled by picking the nearest pixel: averaging and thresholding again would cost
+# far more and, at so close a scale, mostly only shift stroke edges by a pixel.
+_NEAREST_BILEVEL = 1.1
+
+
+def fit_bilevel(image: Image.Image, geometry: PageGeometry, placement: Placement) -> Image.Image:
+    """Place a bilevel (mode "1", white paper) source on a white fax page at ``placement``.
+
+    The page stays mode "1" (``binarize`` then only inverts it into an ink mask) when the scale
+    is near 1 in both directions (see ``_NEAREST_BILEVEL``); otherwise it is resampled as grey
+    by ``fit_grey`` like any other image.
+    """
+    assert image.mode == "1"
+    if placement.rotate:
+        image = image.transpose(Image.Transpose.ROTATE_90)
+    size = (placement.width, placement.height)
+    x_scale, y_scale = size[0] / image.width, size[1] / image.height
+    if not all(1 / _NEAREST_BILEVEL <= s <= _NEAREST_BILEVEL for s in (x_scale, y_scale)):
+        return fit_grey(image.convert("L"), geometry, replace(placement, rotate=False))
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.NEAREST)
+    page = Image.new("1", (geometry.width, geometry.rows), 1)
+    page.paste(image, (placement.left, placement.top))
+    return page
+
+
+# Up to this enlargement bilinear interpolation replaces bicubic (see ``fit_grey``).
+_BILINEAR_GROWTH = 1.5
+
+
 def fit_grey(image: Image.Image, geometry: PageGeometry, placement: Placement) -> Image.Image:
     """Resample a grey source image onto a white fax page at ``placement``."""
     if placement.rotate:
         image = image.transpose(Image.Transpose.ROTATE_90)
     size = (placement.width, placement.height)
     if image.size != size:
-        # Box filtering averages when shrinking (no aliasing of fine print); bicubic when growing.
+        # Box filtering averages when shrinking (no aliasing of fine print); bicubic when growing
+        # a lot, bilinear (half the cost, all but the same page once binarized) growing a little.
         shrinking = image.width >= size[0] and image.height >= size[1]
+        growth = max(size[0] / image.width, size[1] / image.height)
         image = image.resize(
-            size, Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC, reducing_gap=3.0
+            size,
+            Image.Resampling.BOX
+            if shrinking
+            else Image.Resampling.BILINEAR
+            if growth <= _BILINEAR_GROWTH
+            else Image.Resampling.BICUBIC,
+            reducing_gap=3.0,
         )
     page = Image.new("L", (geometry.width, geometry.rows), 255)
     page.paste(image, (placement.left, placement.top))

@@ -38,7 +38,7 @@ def geometry_of(options: RenderOptions) -> PageGeometry:
 
 def _grey_pages(
     document: SourceDocument, options: RenderOptions, page_budget: int
-) -> Iterable[Image.Image]:
+) -> Iterable[Image.Image | EncodedPage]:
     geometry = geometry_of(options)
     if document.kind is DocumentKind.PDF:
         return pdf_pages(document.data, document.filename, geometry, page_budget)
@@ -51,13 +51,20 @@ def _grey_pages(
         geometry,
         page_budget,
         options.max_image_pixels,
+        reuse=options.compression,
+        page_chop=options.page_chop,
     )
 
 
-def _encode(grey_pages: Iterable[Image.Image], options: RenderOptions) -> list[EncodedPage]:
+def _encode(
+    grey_pages: Iterable[Image.Image | EncodedPage], options: RenderOptions
+) -> list[EncodedPage]:
     geometry = geometry_of(options)
     encoded = []
     for grey in grey_pages:
+        if isinstance(grey, EncodedPage):  # a fax page taken over as it is
+            encoded.append(grey)
+            continue
         ink = binarize(grey)
         if options.page_chop:
             ink = chop(ink, geometry)

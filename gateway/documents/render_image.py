@@ -9,13 +9,23 @@ TIFF at 204x98, a 300 dpi scan), or fitted to the page when it does not (a phone
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from PIL import Image, ImageOps
 
-from gateway.documents.raster import PageGeometry, fit_grey, place
+from gateway.documents import tiffout
+from gateway.documents.raster import (
+    PageGeometry,
+    Placement,
+    chop_would_cut,
+    fit_bilevel,
+    fit_grey,
+    place,
+)
+from gateway.documents.tiffout import Compression, EncodedPage
 from gateway.errors import DocumentError, TooManyPagesError
 from gateway.models import DocumentKind
 
@@ -37,8 +47,16 @@ def image_pages(
     geometry: PageGeometry,
     page_budget: int,
     max_pixels: int,
-) -> Iterator[Image.Image]:
-    """Yield one grey page per frame; DocumentError/TooManyPagesError on hostile input."""
+    *,
+    reuse: Compression | None = None,
+    page_chop: bool = True,
+) -> Iterator[Image.Image | EncodedPage]:
+    """Yield one grey page per frame; DocumentError/TooManyPagesError on hostile input.
+
+    With ``reuse`` (the output's compression), a TIFF frame that already is a fax page of
+    exactly this geometry and encoding (one strip, MinIsWhite, nothing for page chop to cut) is
+    yielded as its encoded strip, unchanged: it is decoded (to check it) but not re-encoded.
+    """
     # Our own limit is checked before decoding, so Pillow's global bomb warning is redundant
     # (and would be an error under a strict warnings filter).
     with warnings.catch_warnings():
@@ -54,10 +72,43 @@ def image_pages(
                 raise TooManyPagesError(
                     f"{filename}: {frames} pages, more than the {page_budget} left"
                 )
+            strips = _fax_strips(data, frames) if reuse and kind is DocumentKind.TIFF else []
             for index in range(frames):
                 image.seek(index)
                 _check_size(image, filename, max_pixels)
-                yield _to_page(image, geometry)
+                upright, at = _placement(image, geometry)
+                strip = strips[index] if strips else None
+                if (
+                    reuse
+                    and strip is not None
+                    and tiffout.reusable(strip, geometry.x_dpi, geometry.y_dpi, reuse)
+                    and _reusable(image, at, geometry, page_chop)
+                ):
+                    g = geometry
+                    yield EncodedPage(g.width, g.rows, g.x_dpi, g.y_dpi, reuse, strip.data)
+                    continue
+                yield _to_page(upright, geometry, at)
+
+
+def _fax_strips(data: bytes, frames: int) -> list[tiffout.TiffPage]:
+    """The pages of a one-strip-per-page CCITT TIFF, or [] for any other TIFF."""
+    try:
+        pages = tiffout.read_pages(data)
+    except (ValueError, struct.error, IndexError, KeyError):
+        return []
+    return pages if len(pages) == frames else []
+
+
+def _reusable(frame: Image.Image, at: Placement, geometry: PageGeometry, page_chop: bool) -> bool:
+    """A bilevel frame that lands on the page pixel for pixel (and that chop leaves whole)."""
+    if frame.mode != "1" or frame.size != (geometry.width, geometry.rows):
+        return False
+    if frame.getexif().get(0x0112, 1) != 1:  # to be turned or mirrored
+        return False
+    if at != Placement(0, 0, geometry.width, geometry.rows, False):
+        return False
+    frame.load()  # a corrupt strip fails here as it would when rendered
+    return not (page_chop and chop_would_cut(frame, geometry))
 
 
 def _check_size(image: Image.Image, filename: str, max_pixels: int) -> None:
@@ -95,12 +146,18 @@ def _grey(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
-def _to_page(frame: Image.Image, geometry: PageGeometry) -> Image.Image:
+def _placement(frame: Image.Image, geometry: PageGeometry) -> tuple[Image.Image, Placement]:
+    """The frame turned upright (EXIF orientation) and where it lands on the page."""
     width_in, height_in, physical = _physical_size(frame)
     # exif_transpose swaps the axes for the 90-degree orientations; so must the size.
     orientation = frame.getexif().get(0x0112, 1)
-    grey = _grey(ImageOps.exif_transpose(frame) or frame)
+    upright = ImageOps.exif_transpose(frame) or frame
     if orientation in (5, 6, 7, 8):
         width_in, height_in = height_in, width_in
-    at = place(geometry, width_in, height_in, enlarge=not physical)
-    return fit_grey(grey, geometry, at)
+    return upright, place(geometry, width_in, height_in, enlarge=not physical)
+
+
+def _to_page(upright: Image.Image, geometry: PageGeometry, at: Placement) -> Image.Image:
+    if upright.mode == "1":
+        return fit_bilevel(upright, geometry, at)
+    return fit_grey(_grey(upright), geometry, at)

@@ -55,6 +55,17 @@ def encode_page(ink: Image.Image, x_dpi: int, y_dpi: int, compression: Compressi
     return EncodedPage(ink.width, ink.height, x_dpi, y_dpi, compression, data)
 
 
+def reusable(page: TiffPage, x_dpi: int, y_dpi: int, compression: Compression) -> bool:
+    """Whether a source page's strip can go into our TIFF-F as it is (same tags, same data)."""
+    if not page.min_is_white or page.compression != _COMPRESSION[compression]:
+        return False
+    if (round(page.x_dpi), round(page.y_dpi)) != (x_dpi, y_dpi):
+        return False
+    if compression == "g4":
+        return page.t6_options == 0
+    return page.t4_options == _T4_OPTIONS[compression]
+
+
 def _single_strip(tiff: bytes) -> bytes:
     """The strip of a one-strip TIFF that Pillow just wrote (little-endian, first IFD)."""
     order = "<" if tiff[:2] == b"II" else ">"
@@ -145,6 +156,7 @@ class TiffPage:
     t4_options: int
     min_is_white: bool
     data: bytes
+    t6_options: int = 0
 
 
 def read_pages(tiff: bytes) -> list[TiffPage]:
@@ -195,6 +207,7 @@ def read_pages(tiff: bytes) -> list[TiffPage]:
                 t4_options=int(tags.get(292, (0,))[0]),
                 min_is_white=tags.get(262, (0,))[0] == 0,
                 data=tiff[start : start + length],
+                t6_options=int(tags.get(293, (0,))[0]),
             )
         )
         (ifd,) = struct.unpack_from(o + "I", tiff, ifd + 2 + 12 * count)
