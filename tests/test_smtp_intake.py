@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 
 from gateway.bootstrap import ensure_demo
@@ -266,6 +267,20 @@ async def test_retry_with_same_message_id_is_idempotent(
     assert len(rows) == 4
     assert rows[1].fax_ids == first.fax_ids
     assert rows[1].errors == ["duplicate of an earlier message (same Message-ID)"]
+
+
+async def test_the_same_message_on_two_connections_at_once_makes_one_fax(
+    smtp: SmtpHarness, tenant: Tenant
+) -> None:
+    """An MTA that times out and retries on a second connection while the first still runs."""
+    message = make_email(
+        attachments=[(pdf_bytes(), "application/pdf", "a.pdf")], message_id="<twice@example.com>"
+    )
+    outcomes = await asyncio.gather(*(smtp.transact(message) for _ in range(4)))
+    assert all(o.data is not None and o.data[0] == 250 for o in outcomes)
+    assert len({tuple(o.fax_ids) for o in outcomes}) == 1
+    assert len(await smtp.store.recent_faxes(None, 10)) == 1
+    assert len(await smtp.smtplog()) == 4
 
 
 async def test_partial_retry_creates_only_the_missing_fax(

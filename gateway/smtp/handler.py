@@ -25,6 +25,7 @@ from gateway.errors import (
     RelayDeniedError,
     SenderDeniedError,
 )
+from gateway.events import KeyedLock
 from gateway.message import IntakeOptions, ParsedMessage, read_message
 from gateway.models import Faxbox, NewFax, RecipientOutcome, SmtpLogEntry
 from gateway.numbers import normalize_number
@@ -65,6 +66,7 @@ class IntakeHandler:
         self.policy = SenderPolicy(allow_all_when_empty=settings.allow_all_addresses_when_empty)
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
         self.pending: set[asyncio.Task[Any]] = set()
+        self.same_message = KeyedLock()
 
     # -- transaction boundaries (called by GatewaySMTP) ----------------------------------------
 
@@ -319,6 +321,13 @@ class IntakeHandler:
         parsed = await asyncio.to_thread(read_message, raw, options)
         entry.message_id, entry.subject = parsed.message_id, parsed.subject
         entry.documents = [part.view() for part in parsed.parts]
+        # Check and insert under one lock per Message-ID, so that two sessions delivering the
+        # same message at the same moment (an MTA retrying on a second connection) make one job.
+        async with self.same_message.hold(parsed.message_id):
+            return await self._commit(transaction, sender, parsed)
+
+    async def _commit(self, transaction: Transaction, sender: str, parsed: ParsedMessage) -> str:
+        entry = transaction.entry
         existing, new = await self._split_duplicates(transaction.accepted, parsed)
         entry.fax_ids = existing
         if not new:
