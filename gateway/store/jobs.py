@@ -15,6 +15,7 @@ import aiosqlite
 
 from gateway import credentials
 from gateway.models import DocumentKind, Fax, Faxbox, FaxStatus, SourceDocument
+from gateway.routing import dedupe_addresses
 from gateway.store.notifications import NotificationStore
 from gateway.store.rows import dumps, fax_from_row, loads_or_none
 
@@ -393,7 +394,16 @@ class JobStore(NotificationStore):
                     faxbox.fax_number or "",
                     tsi,
                     faxbox.fax_timezone,
-                    dumps({"email": {"send_to": list(faxbox.inbound_notify)}}),
+                    # The owner gets received faxes too, as in Kazoo, besides the faxbox's list.
+                    dumps(
+                        {
+                            "email": {
+                                "send_to": dedupe_addresses(
+                                    [faxbox.owner_email, *faxbox.inbound_notify]
+                                )
+                            }
+                        }
+                    ),
                     now,
                     now,
                     owner if expires is not None else None,

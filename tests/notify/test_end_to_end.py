@@ -100,6 +100,7 @@ async def test_received_fax_arrives_by_email_as_pdf(
         domain="local.test",
         fax_number="+14155550777",
         inbound_notify=("inbox@local.test", "boss@local.test"),
+        owner_email="owner@local.test",
     )
     msg = make_email(
         to="+14155550777@fax.test", attachments=[(pdf_bytes(2), "application/pdf", "two.pdf")]
@@ -109,7 +110,7 @@ async def test_received_fax_arrives_by_email_as_pdf(
     [received] = await store.recent_faxes(local.account_id, 10)
     assert received.direction is Direction.INBOUND and received.status is FaxStatus.COMPLETED
 
-    for address in ("inbox@local.test", "boss@local.test"):
+    for address in ("owner@local.test", "inbox@local.test", "boss@local.test"):
         [mail] = collector.to(address)
         assert mail["Subject"] == "New fax from +14155550199: 2 page(s)"
         assert mail["In-Reply-To"] is None  # not a reply: nobody emailed this faxbox
@@ -118,7 +119,7 @@ async def test_received_fax_arrives_by_email_as_pdf(
     rows = await store.notifications_of_fax(received.id)
     assert [(n.event.value, n.state) for n in rows] == [
         ("inbound_received", NotificationState.SENT)
-    ] * 2
+    ] * 3
 
 
 async def test_a_message_refused_in_the_smtp_dialogue_sends_no_email(

@@ -16,18 +16,16 @@ async def test_received_fax_queues_email_to_the_faxbox_inbound_recipients(
     ok = await store.begin_inbound(box, "+12125550100", "TSI")
     assert await store.notifications_of_fax(ok) == []  # still arriving: nothing yet
     assert await store.finish_inbound(ok, {"success": True}, b"tiff", b"%PDF", 1)
-    [row] = await store.notifications_of_fax(ok)
-    assert (row.event, row.channel, row.recipient, row.state) == (
-        NotificationEvent.INBOUND_RECEIVED,
-        "email",
-        "inbox@in.test",
-        NotificationState.PENDING,
-    )
+    rows = await store.notifications_of_fax(ok)
+    assert [(r.event, r.channel, r.recipient, r.state) for r in rows] == [
+        (NotificationEvent.INBOUND_RECEIVED, "email", to, NotificationState.PENDING)
+        for to in ("owner@acme.test", "inbox@in.test")  # the owner, then the faxbox's list
+    ]
     failed = await store.begin_inbound(box, None, None)
     assert await store.finish_inbound(failed, {"success": False}, None, None, 0)
     assert [n.event for n in await store.notifications_of_fax(failed)] == [
         NotificationEvent.INBOUND_FAILED
-    ]
+    ] * 2
 
 
 async def test_a_crash_with_no_attempts_left_notifies_the_failure(
