@@ -6,7 +6,7 @@ to Kazoo's Gregorian seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -103,6 +103,32 @@ class Faxbox:
     has_smtp_password: bool = False
     created: float = 0.0
     modified: float = 0.0
+
+    def render_defaults(self) -> dict[str, Any]:
+        """How this faxbox's faxes are rendered (stored on each job as ``render_options``)."""
+        return {
+            "resolution": self.resolution,
+            "paper": self.paper,
+            "cover_page": self.cover_page,
+            "attach_pdf": self.attach_pdf,
+        }
+
+    def new_fax(self, **fields: Any) -> NewFax:
+        """A job sent through this faxbox: its defaults (caller id and name, TSI, header, time
+        zone, retries, rendering), then ``fields`` on top. SMTP and HTTP intake share it."""
+        defaults = NewFax(
+            account_id=self.account_id,
+            to_number="",
+            faxbox_id=self.id,
+            from_number=self.caller_id,
+            from_name=self.caller_name,
+            fax_identity_number=self.fax_identity,
+            fax_identity_name=self.fax_header,
+            fax_timezone=self.fax_timezone,
+            retries=self.retries,
+            render_options=self.render_defaults(),
+        )
+        return replace(defaults, **fields)
 
 
 @dataclass(frozen=True)

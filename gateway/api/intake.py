@@ -49,17 +49,6 @@ def notifications_of(value: FaxNotifications | None) -> dict[str, Any]:
     return result
 
 
-def render_options(settings: Settings, faxbox: Faxbox | None) -> dict[str, Any]:
-    if faxbox is None:
-        return {"resolution": "fine", "paper": settings.render.paper, "attach_pdf": True}
-    return {
-        "resolution": faxbox.resolution,
-        "paper": faxbox.paper,
-        "cover_page": faxbox.cover_page,
-        "attach_pdf": faxbox.attach_pdf,
-    }
-
-
 def base_job(account_id: str, settings: Settings, faxbox: Faxbox | None) -> NewFax:
     """A job with nothing but its faxbox's defaults (to_number still empty)."""
     if faxbox is None:
@@ -68,22 +57,17 @@ def base_job(account_id: str, settings: Settings, faxbox: Faxbox | None) -> NewF
             to_number="",
             retries=API_DEFAULT_RETRIES,
             source="api",
-            render_options=render_options(settings, None),
+            render_options={
+                "resolution": "fine",
+                "paper": settings.render.paper,
+                "attach_pdf": True,
+            },
         )
     notify = list(faxbox.outbound_notify)
-    return NewFax(
+    return faxbox.new_fax(
         account_id=account_id,
-        to_number="",
-        faxbox_id=faxbox.id,
-        from_number=faxbox.caller_id,
-        from_name=faxbox.caller_name,
-        fax_identity_number=faxbox.fax_identity,
-        fax_identity_name=faxbox.fax_header,
-        fax_timezone=faxbox.fax_timezone,
-        retries=faxbox.retries,
         source="api",
         notifications={"email": {"send_to": notify}} if notify else {},
-        render_options=render_options(settings, faxbox),
     )
 
 

@@ -380,17 +380,9 @@ class IntakeHandler:
     @staticmethod
     def _new_fax(rcpt: Accepted, sender: str, parsed: ParsedMessage) -> NewFax:
         box = rcpt.faxbox
-        return NewFax(
-            account_id=box.account_id,
-            faxbox_id=box.id,
+        return box.new_fax(
             to_number=rcpt.number,
             original_number=rcpt.original,
-            from_number=box.caller_id,
-            from_name=box.caller_name,
-            fax_identity_number=box.fax_identity,
-            fax_identity_name=box.fax_header,
-            fax_timezone=box.fax_timezone,
-            retries=box.retries,
             message_id=parsed.message_id,
             subject=parsed.subject,
             source="smtp",
@@ -400,10 +392,7 @@ class IntakeHandler:
                 }
             },
             render_options={
-                "resolution": box.resolution,
-                "paper": box.paper,
-                "cover_page": box.cover_page,
-                "attach_pdf": box.attach_pdf,
+                **box.render_defaults(),
                 "body": parsed.body if box.cover_page else None,
             },
         )
