@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.claims import ClaimLoop
 from gateway.config import Settings
 from gateway.documents.pool import RenderPool
 from gateway.documents.render_options import CoverPage, RenderOptions
@@ -58,7 +59,7 @@ def render_options(fax: Fax, settings: Settings, now: float) -> RenderOptions:
     )
 
 
-class RenderStage:
+class RenderStage(ClaimLoop):
     def __init__(
         self,
         store: Store,
@@ -68,15 +69,14 @@ class RenderStage:
         on_ready: Callable[[], None] = lambda: None,
         owner: str | None = None,
     ) -> None:
+        super().__init__()
         self.store = store
         self.pool = pool
         self.settings = settings
         self.fetcher = fetcher
         self.on_ready = on_ready
         self.owner = owner or f"render-{os.getpid()}-{id(self):x}"
-        self.wake = asyncio.Event()
         self.capacity = max(1, settings.render.workers or os.cpu_count() or 1)
-        self.tasks: set[asyncio.Task[None]] = set()
 
     @property
     def lease_s(self) -> float:
@@ -104,40 +104,15 @@ class RenderStage:
             log.exception("render: cannot claim jobs")
             return 0
         for fax in faxes:
-            task = asyncio.create_task(self.render(fax), name=f"render-{fax.id}")
-            self.tasks.add(task)
-            task.add_done_callback(self._finished)
+            self.start(self.render(fax), f"render-{fax.id}")
         return len(faxes)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.wake.set()  # a render slot is free: claim the next job now, not at the next poll
-
-    async def run_until_idle(self) -> None:
-        """Render everything waiting now (tests and tools: arq's burst mode)."""
-        while True:
-            if await self.run_once():
-                continue
-            if not self.tasks:
-                return
-            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-
     async def render(self, fax: Fax) -> None:
-        renewer = asyncio.create_task(self._renew(fax.id))
+        renewer = asyncio.create_task(self.keep_leases([fax.id]))
         try:
             await self._render(fax)
         finally:
             renewer.cancel()
-
-    async def _renew(self, fax_id: str) -> None:
-        interval = max(0.05, self.lease_s / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if not await self.store.renew_lease(fax_id, self.owner, self.lease_s):
-                    return
-            except StorageError:
-                log.exception("render fax=%s: lease renewal failed", fax_id)
 
     async def _render(self, fax: Fax) -> None:
         try:

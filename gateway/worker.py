@@ -13,6 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway.claims import ClaimLoop
 from gateway.config import WorkerSettings
 from gateway.errors import GatewayError, StorageError
 from gateway.events import wait_any
@@ -73,7 +74,7 @@ def decide(
     return "retry", now + retry_delay(result.failure_class, settings)
 
 
-class Worker:
+class Worker(ClaimLoop):
     def __init__(
         self,
         store: Store,
@@ -84,6 +85,7 @@ class Worker:
         owner: str | None = None,
         on_finished: Callable[[str], None] = lambda fax_id: None,
     ) -> None:
+        super().__init__()
         self.store = store
         self.transport = transport
         self.settings = settings
@@ -91,8 +93,6 @@ class Worker:
         self.local_numbers = local_numbers or LocalNumbers()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.on_finished = on_finished
-        self.wake = asyncio.Event()
-        self.tasks: set[asyncio.Task[None]] = set()
         self.calls: set[asyncio.Task[TxResult]] = set()  # calls on the line now
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -147,24 +147,12 @@ class Worker:
             log.exception("worker: cannot claim jobs")
             return 0
         for claim in claims:
-            task = asyncio.create_task(self.transmit(claim), name=f"fax-{claim.fax.id}")
-            self.tasks.add(task)
-            task.add_done_callback(self._finished)
+            self.start(self.transmit(claim), f"fax-{claim.fax.id}")
         return len(claims)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.wake.set()  # a line, a number and an account slot are free again
-
-    async def run_until_idle(self) -> None:
-        """Send everything due now, retries that fall due meanwhile included, then return
-        (tests and tools: arq's burst mode). Lines are refilled as soon as one frees up."""
-        while True:
-            if await self.run_once():
-                continue
-            if not self.tasks:
-                return
-            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+    @property
+    def lease_s(self) -> float:
+        return self.settings.lease_s
 
     async def drain(self, within: float | None = None) -> None:
         """Let running transmissions finish, up to the drain timeout; then hand the rest back
@@ -199,7 +187,7 @@ class Worker:
         for an unsuccessful call. The lease is renewed for as long as this runs."""
         fax = claim.fax
         leases = [fax.id]
-        renewer = asyncio.create_task(self._renew(leases))
+        renewer = asyncio.create_task(self.keep_leases(leases))
         inbound_id: str | None = None
         try:
             try:
@@ -323,23 +311,6 @@ class Worker:
                 log.exception("inbound fax=%s: no PDF rendition", inbound_id)
         if await self.store.finish_inbound(inbound_id, rx, tiff, pdf, rx["pages_received"]):
             self.on_finished(inbound_id)
-
-    async def _renew(self, fax_ids: list[str]) -> None:
-        """Renew the leases of ``fax_ids`` (the job, and the reception it feeds) every third of
-        the lease time; stop when the job's own lease was lost."""
-        interval = max(0.05, self.settings.lease_s / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                for n, fax_id in enumerate(list(fax_ids)):
-                    renewed = await self.store.renew_lease(
-                        fax_id, self.owner, self.settings.lease_s
-                    )
-                    if n == 0 and not renewed:
-                        log.warning("worker fax=%s: lease lost to another worker", fax_id)
-                        return
-            except StorageError:
-                log.exception("worker fax=%s: lease renewal failed", fax_ids[0])
 
 
 def _no_call(failure_class: FailureClass, result_text: str, reason: str) -> TxResult:
