@@ -73,6 +73,33 @@ def test_validate_rule_refuses(rule: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "rule",
+    [
+        "re:(a)\\1@corp\\.com",  # a backreference
+        "re:(?=bob)[a-z]+@corp\\.com",  # lookahead
+        "re:(?<!x)bob@corp\\.com",  # lookbehind
+        "re:(a{1000}){1000}",  # more states than a rule may hold
+    ],
+)
+def test_rules_that_cannot_run_in_linear_time_are_refused_saying_why(rule: str) -> None:
+    with pytest.raises(InvalidFieldError) as refused:
+        validate_rule(rule)
+    assert refused.value.rule == "pattern"
+    assert "linear time" in refused.value.message
+
+
+def test_a_backtracking_pattern_is_matched_in_linear_time() -> None:
+    # Catastrophic in a backtracking engine (2^40 paths); one pass in RE2.
+    assert rule_admits(validate_rule("re:(a+)+$"), "a" * 40 + "!@example.com") is False
+    assert rule_admits("re:(a+)+@x", "a" * 40 + "@x") is True
+
+
+def test_a_stored_rule_that_cannot_run_in_linear_time_admits_nobody() -> None:
+    # Written before rules were checked: refused at match time, never run by another engine.
+    assert rule_admits("re:(bob)\\1@corp\\.com", "bobbob@corp.com") is False
+
+
+@pytest.mark.parametrize(
     ("rule", "sender", "admitted"),
     [
         ("bob@corp.com", "bob@corp.com", True),

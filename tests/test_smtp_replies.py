@@ -133,6 +133,17 @@ async def test_sender_rules(
     await only_row(smtp, 250 if admitted else 550)
 
 
+async def test_a_backtracking_sender_rule_cannot_stall_the_gateway(
+    smtp: SmtpHarness, store: Store
+) -> None:
+    # (a+)+$ backtracks for ever on 40 a's and a "!" in a backtracking engine; the server
+    # runs on this test's event loop, so before the fix this RCPT never got an answer.
+    await make_tenant(store, permit=("re:(a+)+$", "*@example.com"), owner_email=None)
+    hostile = await smtp.transact(fax_mail(), sender="a" * 40 + "!@example.org")
+    assert hostile.rcpts[0][0] == 550 and hostile.rcpts[0][1].startswith("5.7.1 ")
+    assert (await smtp.transact(fax_mail(), sender="ann@example.com")).fax_ids
+
+
 async def test_owner_is_always_allowed(smtp: SmtpHarness, store: Store) -> None:
     await make_tenant(store, permit=("*@corp.com",), owner_email="Boss@Home.example")
     out = await smtp.transact(fax_mail(), sender="boss@home.example")

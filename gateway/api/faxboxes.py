@@ -83,17 +83,28 @@ def _apply(fields: FaxboxFields, box: Faxbox, sent: frozenset[str], defaults: Fa
     return replace(box, **changes)
 
 
-async def _check_address(call: Call, box: Faxbox) -> None:
+async def _check_address(call: Call, box: Faxbox, before: str | None = None) -> None:
     custom = box.custom_smtp_email_address
     if not custom:
         return
     if await call.store.smtp_address_taken(custom, box.id or None):
         raise field_error("custom_smtp_email_address", "unique", "email address must be unique")
-    domain = call.api.settings.smtp.default_smtp_domain.lower()
+    smtp = call.api.settings.smtp
+    domain = smtp.default_smtp_domain.lower().rstrip(".")
     if re.fullmatch(r"[0-9a-f]{8}\." + re.escape(domain), custom):
         # The shape of generated addresses: one day it would be another faxbox's.
         raise field_error(
             "custom_smtp_email_address", "pattern", "reserved for generated addresses"
+        )
+    # The default domain and every name under it are the gateway's own (generated addresses
+    # live there), and so is its host name: a tenant who claimed one would take mail meant
+    # for other faxboxes. A value the operator already gave this faxbox may be sent back.
+    own = custom in (domain, smtp.hostname.lower().rstrip(".")) or custom.endswith("." + domain)
+    if own and custom != before:
+        raise field_error(
+            "custom_smtp_email_address",
+            "pattern",
+            f"{custom} belongs to this gateway; use a domain of your own",
         )
 
 
@@ -151,7 +162,7 @@ async def patch_faxbox(call: Call) -> Response:
 
 async def _update(call: Call, box: Faxbox, fields: FaxboxFields, sent: frozenset[str]) -> Response:
     changed = _apply(fields, box, sent, _template(call))
-    await _check_address(call, changed)
+    await _check_address(call, changed, box.custom_smtp_email_address)
     saved = await call.store.update_faxbox(changed)
     saved = await _save_password(call, saved, fields)
     return envelope(call.request, faxbox_view(saved))

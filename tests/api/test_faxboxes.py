@@ -126,6 +126,32 @@ async def test_custom_address_must_be_unique(
 
 
 @pytest.mark.parametrize(
+    "address", ["fax.test", "FAX.Test.", "sales.fax.test", "a.b.fax.test", "gw.test"]
+)
+async def test_a_tenant_cannot_claim_the_gateways_own_domain(
+    client: httpx.AsyncClient, other: Tenant, address: str
+) -> None:
+    created = await send(client, other, "PUT", name="x", custom_smtp_email_address=address)
+    body = assert_error(created, 400)
+    assert (
+        "belongs to this gateway" in body["data"]["custom_smtp_email_address"]["pattern"]["message"]
+    )
+    patched = await send(client, other, "PATCH", other.faxbox.id, custom_smtp_email_address=address)
+    assert "pattern" in assert_error(patched, 400)["data"]["custom_smtp_email_address"]
+
+
+async def test_a_hostile_sender_rule_is_refused_saying_why(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    rules = ["*@example.com", "re:(a+)\\1@example\\.com"]
+    body = assert_error(
+        await send(client, tenant, "PUT", name="x", smtp_permission_list=rules), 400
+    )
+    message = body["data"]["smtp_permission_list"]["pattern"]["message"]
+    assert "linear time" in message and "backreferences" in message
+
+
+@pytest.mark.parametrize(
     ("fields", "field", "rule"),
     [
         ({}, "name", "required"),
