@@ -51,6 +51,9 @@ class SmtpSettings(_Section):
     trusted_networks: tuple[str, ...] = ()
     proxy_protocol: bool = False
     allow_all_addresses_when_empty: bool = False
+    # Failed AUTHs one client address may make in any window; then 454 and hang up.
+    auth_failure_limit: int = Field(default=10, gt=0)
+    auth_failure_window_s: float = Field(default=300, gt=0)
 
     @field_validator("trusted_networks")
     @classmethod
@@ -70,6 +73,9 @@ class HttpSettings(_Section):
     cursor_secret: str | None = None
     # How long requests in flight may take to finish once the daemon stops.
     shutdown_timeout_s: int = Field(default=10, ge=0)
+    # Failed token or API-key checks one client address may make in any window; then 429.
+    auth_failure_limit: int = Field(default=10, gt=0)
+    auth_failure_window_s: float = Field(default=300, gt=0)
 
 
 class FetchSettings(_Section):

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from gateway.config import Settings, load_settings
+from gateway.config import Settings, load_settings, parse_settings
+from gateway.errors import ConfigError
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.toml"
 
@@ -195,3 +196,18 @@ def test_rule_wants_the_default_named() -> None:
 def test_rule_catches_an_undocumented_unset_key() -> None:
     text = re.sub(r"# tls_key = .*", "", everything())
     assert "smtp.tls_key: missing" in findings_for(text)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("smtp", "auth_failure_limit"),
+        ("smtp", "auth_failure_window_s"),
+        ("http", "auth_failure_limit"),
+        ("http", "auth_failure_window_s"),
+    ],
+)
+def test_abuse_limits_cannot_be_switched_off_by_zero(section: str, key: str) -> None:
+    # 0 would read as "no limit" to some and "refuse all" to others: neither is allowed.
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        parse_settings({section: {key: 0}})

@@ -6,13 +6,22 @@ import base64
 import smtplib
 import sqlite3
 import ssl
+from typing import Any
 
 import pytest
 
 from gateway.smtp.protocol import is_loopback
 from gateway.store import Store
 from tests.builders import make_email, pdf_bytes
-from tests.conftest import StartServer, Tenant, TlsFiles, make_tenant, transact
+from tests.conftest import (
+    Clock,
+    SmtpHarness,
+    StartServer,
+    Tenant,
+    TlsFiles,
+    make_tenant,
+    transact,
+)
 
 PASSWORD = "correct horse battery staple"
 
@@ -258,3 +267,101 @@ async def test_password_is_stored_hashed(store: Store, boxed: Tenant) -> None:
     assert stored.startswith("scrypt$")
     assert PASSWORD not in stored
     await store.open()
+
+
+# -- credential guessing -------------------------------------------------------------------
+
+GUESS_LIMIT = 3
+GUESS_WINDOW_S = 60
+ANOTHER_HOST = "127.0.0.2"  # also this machine, but another client address
+
+
+def plain(user: str, password: str) -> str:
+    return "PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def connect(smtp: SmtpHarness, source: str = "127.0.0.1") -> smtplib.SMTP:
+    client = smtplib.SMTP(
+        smtp.host, smtp.port, local_hostname="client.test", timeout=30, source_address=(source, 0)
+    )
+    client.ehlo()
+    return client
+
+
+def guesses(smtp: SmtpHarness, user: str, count: int) -> list[int]:
+    """Wrong passwords, one connection each: the count is kept across connections."""
+    codes = []
+    for n in range(count):
+        with connect(smtp) as client:
+            codes.append(client.docmd("AUTH", plain(user, f"guess {n}"))[0])
+    return codes
+
+
+def auth_then_probe(smtp: SmtpHarness, user: str, source: str = "127.0.0.1") -> tuple[Any, bool]:
+    """One AUTH with the right password; whether the server hung up after it."""
+    client = connect(smtp, source)
+    reply = client.docmd("AUTH", plain(user, PASSWORD))
+    try:
+        client.noop()
+    except smtplib.SMTPServerDisconnected:
+        return reply, True
+    client.quit()
+    return reply, False
+
+
+async def guarded_server(start_server: StartServer) -> SmtpHarness:
+    return await start_server(auth_failure_limit=GUESS_LIMIT, auth_failure_window_s=GUESS_WINDOW_S)
+
+
+async def test_auth_guessing_past_the_limit_is_454_and_hang_up(
+    start_server: StartServer, boxed: Tenant
+) -> None:
+    smtp = await guarded_server(start_server)
+    user = boxed.faxbox.id
+    assert await smtp.thread(lambda: guesses(smtp, user, GUESS_LIMIT)) == [535] * GUESS_LIMIT
+    # Even the right password: the answer must not tell a right guess from a wrong one.
+    reply, hung_up = await smtp.thread(lambda: auth_then_probe(smtp, user))
+    assert reply == (454, b"4.7.0 Too many failed authentication attempts")
+    assert hung_up
+
+
+async def test_auth_guessing_does_not_lock_out_the_faxbox_user_elsewhere(
+    start_server: StartServer, boxed: Tenant
+) -> None:
+    smtp = await guarded_server(start_server)
+    user = boxed.faxbox.id
+    await smtp.thread(lambda: guesses(smtp, user, GUESS_LIMIT + 2))
+    reply, hung_up = await smtp.thread(lambda: auth_then_probe(smtp, user, ANOTHER_HOST))
+    assert reply[0] == 235
+    assert not hung_up
+    # That success cleared nothing of the guesser's count.
+    reply, _ = await smtp.thread(lambda: auth_then_probe(smtp, user))
+    assert reply[0] == 454
+
+
+async def test_auth_guessing_address_may_try_again_after_the_window(
+    start_server: StartServer, boxed: Tenant, clock: Clock
+) -> None:
+    smtp = await guarded_server(start_server)
+    user = boxed.faxbox.id
+    await smtp.thread(lambda: guesses(smtp, user, GUESS_LIMIT))
+    clock.advance(GUESS_WINDOW_S - 1)
+    assert (await smtp.thread(lambda: auth_then_probe(smtp, user)))[0][0] == 454
+    clock.advance(1)
+    reply, hung_up = await smtp.thread(lambda: auth_then_probe(smtp, user))
+    assert reply[0] == 235
+    assert not hung_up
+
+
+async def test_auth_guesses_within_one_connection_count_too(
+    start_server: StartServer, boxed: Tenant
+) -> None:
+    smtp = await guarded_server(start_server)
+
+    def conversation(client: smtplib.SMTP) -> list[int]:
+        client.ehlo()
+        codes = [client.docmd("AUTH", plain(boxed.faxbox.id, "x"))[0] for _ in range(GUESS_LIMIT)]
+        codes.append(client.docmd("AUTH", plain(boxed.faxbox.id, PASSWORD))[0])
+        return codes
+
+    assert await smtp.run(conversation) == [535] * GUESS_LIMIT + [454]

@@ -28,15 +28,18 @@ from gateway.api.context import (
     admin_endpoint,
     api_of,
     authenticate,
+    check_not_guessing,
+    failed_credential,
 )
 from gateway.api.cursor import CursorSigner
-from gateway.api.errors import HttpError, parse_model, response_for, unauthorized
+from gateway.api.errors import HttpError, parse_model, response_for
 from gateway.api.openapi import build_openapi
 from gateway.api.responses import JSON, RequestContext, dumps, envelope
 from gateway.api.schemas import ApiAuthIn
 from gateway.api.uploads import read_json_object
 from gateway.config import Settings
 from gateway.errors import GatewayError
+from gateway.guard import AuthGuard
 from gateway.store import Store
 
 
@@ -74,10 +77,11 @@ async def _healthz(request: Request) -> Response:
 async def _api_auth(request: Request) -> Response:
     """``PUT /v2/api_auth`` ``{"data": {"api_key": K}}``: a fresh auth token for K's account."""
     api = api_of(request)
+    check_not_guessing(request, api)
     body = parse_model(ApiAuthIn, await read_json_object(request, api.settings.http.max_body_bytes))
     account = await api.store.account_for_token(body.data.api_key, kind="api_key")
     if account is None:
-        raise unauthorized()
+        raise failed_credential(request, api)
     token = await api.store.issue_auth_token(account.id)
     request.scope.setdefault("state", {})["auth_token"] = token
     return envelope(request, {"account_id": account.id}, 201)
@@ -150,6 +154,9 @@ def create_app(
         clock=clock,
         cursors=CursorSigner(settings.http.cursor_secret),
         on_created=on_created or (lambda: None),
+        guard=AuthGuard(
+            settings.http.auth_failure_limit, settings.http.auth_failure_window_s, clock=clock
+        ),
     )
     origins = [o.strip() for o in settings.http.cors_allow_origin.split(",") if o.strip()]
     handlers: dict[Any, Any] = {

@@ -8,6 +8,7 @@ account.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.cursor import CursorSigner
-from gateway.api.errors import HttpError, unauthorized
+from gateway.api.errors import HttpError, too_many_failures, unauthorized
 from gateway.config import Settings
 from gateway.errors import NotFoundError
+from gateway.guard import AuthGuard
 from gateway.store import Store
+
+log = logging.getLogger(__name__)
 
 # Our tokens are 43 characters; anything much longer is not one, and is not worth hashing.
 MAX_TOKEN_CHARS = 512
@@ -31,6 +35,7 @@ class Api:
 
     store: Store
     settings: Settings
+    guard: AuthGuard  # failed authentications per client address, across every route
     clock: Callable[[], float] = time.time
     cursors: CursorSigner = field(default_factory=CursorSigner)
     on_created: Callable[[], None] = lambda: None
@@ -77,17 +82,41 @@ def token_of(request: Request) -> str | None:
     return token.strip() if token else None
 
 
+def client_address(request: Request) -> str | None:
+    """The peer the server sees (no X-Forwarded-For: any client could write one)."""
+    return request.client.host if request.client else None
+
+
+def check_not_guessing(request: Request, api: Api) -> None:
+    """429 for an address that failed too often, before its credential is even looked at: a
+    right guess must get the same answer as a wrong one."""
+    wait = api.guard.retry_after(client_address(request))
+    if wait is not None:
+        raise too_many_failures(wait)
+
+
+def failed_credential(request: Request, api: Api) -> HttpError:
+    """Count a wrong credential against the caller's address; the 401 to raise."""
+    address = client_address(request)
+    if api.guard.failed(address):
+        log.warning("http: too many failed authentications from %s; refusing it for now", address)
+    return unauthorized()
+
+
 async def authenticate(request: Request, api: Api) -> Principal:
     token = token_of(request)
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        raise unauthorized()
+    if not token:
+        raise unauthorized()  # no credential, no guess: a plain link opened without a token
+    check_not_guessing(request, api)
+    if len(token) > MAX_TOKEN_CHARS:
+        raise failed_credential(request, api)
     admin = api.settings.http.admin_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         principal = Principal(None, token)
     else:
         account = await api.store.account_for_token(token)
         if account is None:
-            raise unauthorized()
+            raise failed_credential(request, api)
         principal = Principal(account.id, token)
     request.scope.setdefault("state", {})["auth_token"] = token
     return principal

@@ -40,6 +40,7 @@ _HTTP_MESSAGES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
 }
 # pydantic error types → the JSON-schema rule names Kazoo reports under data.<field>.
 _RULES = {
@@ -88,6 +89,12 @@ def field_errors(errors: Iterable[tuple[str, str, str]]) -> HttpError:
 
 def unauthorized() -> HttpError:
     return HttpError(401, data={"message": "missing or invalid auth token"})
+
+
+def too_many_failures(retry_after: int) -> HttpError:
+    """A client address that guessed too often: it must wait ``retry_after`` seconds."""
+    message = f"too many failed authentication attempts; retry after {retry_after} s"
+    return HttpError(429, message, headers={"Retry-After": str(retry_after)})
 
 
 def too_large(limit: int) -> HttpError:

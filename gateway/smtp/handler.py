@@ -26,6 +26,7 @@ from gateway.errors import (
     SenderDeniedError,
 )
 from gateway.events import KeyedLock
+from gateway.guard import AuthGuard
 from gateway.message import IntakeOptions, ParsedMessage, read_message
 from gateway.models import Faxbox, NewFax, RecipientOutcome, SmtpLogEntry
 from gateway.numbers import normalize_number
@@ -67,6 +68,10 @@ class IntakeHandler:
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
         self.pending: set[asyncio.Task[Any]] = set()
         self.same_message = KeyedLock()
+        # Not "auth_...": aiosmtpd takes handler attributes so named for AUTH mechanisms.
+        self.login_guard = AuthGuard(
+            settings.auth_failure_limit, settings.auth_failure_window_s, clock=clock
+        )
 
     # -- transaction boundaries (called by GatewaySMTP) ----------------------------------------
 
@@ -402,6 +407,12 @@ class IntakeHandler:
     async def handle_AUTH(
         self, server: SMTP, session: GatewaySession, envelope: Envelope, args: list[str]
     ) -> str | None:
+        if self.login_guard.retry_after(session.peer_ip) is not None:
+            # Before the credentials are read: a right guess gets the same answer as a wrong one.
+            await server.push(replies.AUTH_GUESSING)
+            if server.transport is not None:
+                server.transport.close()
+            return None
         mechanism = args[0].upper()
         if mechanism == "PLAIN":
             credentials_ = await self._plain(server, args)
@@ -419,6 +430,10 @@ class IntakeHandler:
         )
         if not ok or faxbox is None:
             log.info("smtp auth failed for user=%s peer=%s", user[:100], session.peer_ip)
+            if self.login_guard.failed(session.peer_ip):
+                log.warning(
+                    "smtp: too many failed AUTHs from %s; refusing it for now", session.peer_ip
+                )
             return replies.AUTH_INVALID
         session.authenticated = True
         session.auth_faxbox_id = faxbox.id
