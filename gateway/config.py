@@ -73,6 +73,10 @@ class HttpSettings(_Section):
     cursor_secret: str | None = None
     # How long requests in flight may take to finish once the daemon stops.
     shutdown_timeout_s: int = Field(default=10, ge=0)
+    # A connection whose request line and headers are not all in by then is closed.
+    header_timeout_s: float = Field(default=10, gt=0)
+    # Open connections (and requests in flight) beyond this are answered 503.
+    max_connections: int = Field(default=1000, gt=0)
     # Failed token or API-key checks one client address may make in any window; then 429.
     auth_failure_limit: int = Field(default=10, gt=0)
     auth_failure_window_s: float = Field(default=300, gt=0)

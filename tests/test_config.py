@@ -205,6 +205,8 @@ def test_rule_catches_an_undocumented_unset_key() -> None:
         ("smtp", "auth_failure_window_s"),
         ("http", "auth_failure_limit"),
         ("http", "auth_failure_window_s"),
+        ("http", "header_timeout_s"),
+        ("http", "max_connections"),
     ],
 )
 def test_abuse_limits_cannot_be_switched_off_by_zero(section: str, key: str) -> None:
