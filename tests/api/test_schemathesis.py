@@ -9,22 +9,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hypothesis
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from starlette.applications import Starlette
 
 from gateway.api.server import serve_http
-from gateway.config import HttpSettings
+from gateway.config import HttpSettings, Settings
 from gateway.models import Direction, FaxStatus, RecipientOutcome, SmtpLogEntry
 from gateway.store import Store
 from tests.api.conftest import ADMIN, seed_fax
-from tests.conftest import Clock, Tenant
+from tests.conftest import Clock, Tenant, make_settings
 
 EXAMPLES = 30
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # Generated wrong API keys would otherwise get 127.0.0.1 refused (429) for every later
+    # operation, and those would go untested.
+    http = {"admin_token": ADMIN, "cursor_secret": "test-secret", "auth_failure_limit": 10**9}
+    return make_settings(tmp_path, http=http)
 
 
 async def test_no_5xx_for_any_generated_request(
