@@ -1,9 +1,12 @@
 """The composition root: open the store, start every service in one loop, stop them in order.
 
 Stop order on SIGTERM/SIGINT: stop accepting mail (close the SMTP listener, let transactions
-being logged finish), stop rendering, let running transmissions finish up to the drain
-timeout and hand back the rest, then stop the notifier (it keeps delivering receipts while
-transmissions drain; deliveries under way finish), then close the store.
+being logged finish), let running renders and transmissions finish up to the drain timeout
+and hand back the rest, then stop the notifier (it keeps delivering receipts while
+transmissions drain; deliveries under way finish), then the render pool (only once nothing
+renders: a pool shut down under a render would look like the document's fault), then close
+the store. The render pool's processes ignore stop signals, so a SIGTERM sent to the whole
+process group stops the daemon in this order too.
 
 In detail (gateway/smtp/server.py ``shutdown``): STOPPING=1 to systemd; the SMTP listener
 closes; messages being received (in DATA) finish up to ``smtp.drain_timeout_s`` and get their
@@ -148,7 +151,8 @@ class Daemon:
         self.notify_stop.set()
         await asyncio.gather(self.notifier_task, return_exceptions=True)
         await self.transport.close()
-        await self.pool.close()
+        # Every render has finished or been handed back by now: nothing to wait for.
+        await self.pool.close(grace_seconds=0)
         await self.store.close()
 
     async def run(self) -> None:

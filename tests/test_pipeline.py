@@ -20,6 +20,8 @@ from gateway.pipeline import RenderStage
 from gateway.store import Store
 from tests.builders import image_bytes, make_email, pdf_bytes
 from tests.conftest import Clock, SmtpHarness, Tenant, make_settings
+from tests.documents.stand_ins import crash_on_crash, hang_on_stuck
+from tests.malformed import tiff_damaged_beyond_intake
 
 
 @pytest.fixture
@@ -79,14 +81,13 @@ async def test_a_corrupt_document_fails_its_job_naming_the_document(
     pool: RenderPool,
     clock: Clock,
 ) -> None:
-    jpeg = image_bytes("JPEG", (1200, 900))
-    # The header is whole, so SMTP intake (which reads headers, never pixels) accepts it;
-    # half the pixels are missing, which only rendering finds out.
-    broken = jpeg[: len(jpeg) // 2]
+    # Its structure is sound and its page too large for SMTP intake to decode, so intake
+    # accepts it; its pixel data is garbled, which only rendering finds out.
+    broken = tiff_damaged_beyond_intake()
     bad = await submit(
         smtp,
         (pdf_bytes(1), "application/pdf", "cover.pdf"),
-        (broken, "image/jpeg", "scan.jpg"),
+        (broken, "image/tiff", "scan.tif"),
         to="+14155550123@fax.test",
     )
     good = await submit(
@@ -97,12 +98,12 @@ async def test_a_corrupt_document_fails_its_job_naming_the_document(
 
     fax = await store.get_fax(bad)
     assert (fax.status, fax.folder, fax.attempts) == (FaxStatus.FAILED, "outbox", 0)
-    assert fax.error is not None and fax.error.startswith("scan.jpg: ")
+    assert fax.error is not None and fax.error.startswith("scan.tif: ")
     tx = fax.tx_result
     assert tx is not None
     assert tx["success"] is False
     assert tx["error_message"] == fax.error
-    assert "JPEG" in tx["error_message"]
+    assert "TIFF" in tx["error_message"]
     assert (tx["pages_sent"], tx["time_elapsed"], tx["failure_class"]) == (0, 3, "permanent")
     # The admin reading the smtplog sees why the message it accepted never went out.
     entry = await store.get_smtplog(fax.smtplog_id or "")
@@ -152,3 +153,70 @@ async def test_more_jobs_than_render_slots_render_without_waiting_for_the_poll(
     stop.set()
     await asyncio.wait_for(run, 10)
     assert [f.status for f in faxes] == [FaxStatus.PENDING] * 3
+
+
+async def test_a_document_that_crashes_the_renderer_fails_only_when_it_crashed_it_twice(
+    smtp: SmtpHarness, tenant: Tenant, store: Store, settings: Settings
+) -> None:
+    # crash_on_crash kills its worker process (os._exit) on a document named "crash".
+    crashing = await submit(
+        smtp, (pdf_bytes(1), "application/pdf", "crash"), to="+14155550123@fax.test"
+    )
+    innocent = await submit(
+        smtp, (pdf_bytes(1), "application/pdf", "fine.pdf"), to="+14155550124@fax.test"
+    )
+    crashing_pool = RenderPool(2, 30, renderer=crash_on_crash)
+    try:
+        first = RenderStage(store, crashing_pool, settings)
+        await first.run_once()
+        await asyncio.gather(*first.tasks)
+        # One crash may be bad luck (another job's document, memory pressure): retried.
+        fax = await store.get_fax(crashing)
+        assert (fax.status, fax.error) == (FaxStatus.ATTACHING_FILES, None)
+
+        # The count is kept in the store: a restarted daemon (another stage) counts on.
+        await RenderStage(store, crashing_pool, settings).run_until_idle()
+    finally:
+        await crashing_pool.close()
+
+    fax = await store.get_fax(crashing)
+    assert (fax.status, fax.error) == (
+        FaxStatus.FAILED,
+        "crash: rendering crashed the renderer twice",
+    )
+    assert fax.tx_result is not None and fax.tx_result["error_message"] == fax.error
+    entry = await store.get_smtplog(fax.smtplog_id or "")
+    assert entry.errors == [f"fax {crashing}: {fax.error}"]
+    # The job rendered beside it (perhaps killed with it once) is not blamed.
+    assert (await store.get_fax(innocent)).status is FaxStatus.PENDING
+
+
+async def test_a_stop_hands_unfinished_renders_back_uncounted(
+    smtp: SmtpHarness, tenant: Tenant, store: Store, tmp_path: Path
+) -> None:
+    # hang_on_stuck never finishes a document named "stuck" (within its 30 s limit).
+    fax_id = await submit(
+        smtp, (pdf_bytes(1), "application/pdf", "stuck"), to="+14155550123@fax.test"
+    )
+    settings = make_settings(tmp_path, worker={"drain_timeout_s": 0})
+    slow_pool = RenderPool(1, 30, renderer=hang_on_stuck)
+    stage = RenderStage(store, slow_pool, settings)
+    stop = asyncio.Event()
+    try:
+        running = asyncio.create_task(stage.run(stop))
+        while not await store.db.fetchone(  # the render is under way
+            "SELECT 1 FROM faxes WHERE id = ? AND lease_owner IS NOT NULL", (fax_id,)
+        ):
+            await asyncio.sleep(0.01)
+        stop.set()
+        await running
+    finally:
+        await slow_pool.close(grace_seconds=0)
+
+    fax = await store.get_fax(fax_id)
+    assert (fax.status, fax.error) == (FaxStatus.ATTACHING_FILES, None)
+    # Its lease was released: the next start renders it at once.
+    [claimed] = await store.claim_attaching("next-start", 60, 5)
+    assert claimed.id == fax_id
+    [crashes] = await store.db.fetchone("SELECT render_crashes FROM faxes WHERE id = ?", (fax_id,))
+    assert crashes == 0

@@ -10,13 +10,25 @@ in the killed pool are retried once in the new one, since they were not at fault
 start by "forkserver" (where available): forking the daemon itself is unsafe because it runs
 threads (aiosqlite, the default executor), and a fork server preloaded with the renderer
 restarts workers much faster than "spawn" does after a kill.
+
+Stopping is the daemon's business, not the workers': they ignore SIGTERM, SIGINT and SIGHUP,
+so a signal sent to the whole process group (Ctrl-C in a terminal, ``kill -- -PGID``, systemd's
+``KillMode=control-group``) reaches the daemon, which hands unfinished renders back, instead
+of killing workers in the middle of a document and making it look like the document's fault.
+They die with their parent (the fork server, which exits with the daemon), so an orphan never
+outlives a daemon that was killed outright.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import functools
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,15 +38,41 @@ from gateway.documents.pdfout import tiff_to_pdf
 from gateway.documents.render import assemble_fax, render_document
 from gateway.documents.render_options import RenderedFax, RenderOptions
 from gateway.documents.tiffout import EncodedPage
-from gateway.errors import DocumentError, TooManyPagesError
+from gateway.errors import DocumentError
 from gateway.models import SourceDocument
 
 T = TypeVar("T")
 DocumentRenderer = Callable[[SourceDocument, RenderOptions, int], list[EncodedPage]]
 
 
-def _limit_memory(max_bytes: int | None) -> None:
-    """Worker initializer: cap the address space so a decompression bomb fails with MemoryError."""
+class RendererCrashed(DocumentError):
+    """The worker process died while rendering the document (``os._exit``, a segfault in a
+    decoder, the OOM killer). Perhaps the document's fault: the render stage retries the job
+    once and fails it when it crashes the renderer a second time."""
+
+
+class RenderInterrupted(Exception):
+    """The render could not run for a reason that is not the document's: the pool was closed
+    (the daemon is stopping) or could not start a worker. The job is handed back, not failed.
+
+    Not a ``GatewayError``: nobody reports it to a sender; the render stage consumes it."""
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _init_worker(max_bytes: int | None) -> None:
+    """Worker initializer: leave stop signals to the daemon, die with the parent, and cap the
+    address space so a decompression bomb fails with MemoryError."""
+    parent = os.getppid()
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
     if max_bytes is None:
         return
     try:
@@ -53,11 +91,52 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _start_fork_server(context: multiprocessing.context.BaseContext) -> None:
+    """Start the fork server with stop signals blocked: it keeps the blocked mask, and hands it
+    on to every worker it forks, so a signal meant for the daemon never kills them. A signal
+    that reaches the daemon meanwhile is delivered as soon as the mask is restored.
+
+    multiprocessing's resource tracker protects itself the same way, but unblocks SIGINT and
+    SIGTERM when it has started; so it is started first.
+    """
+    if context.get_start_method() != "forkserver" or not hasattr(signal, "pthread_sigmask"):
+        return
+    from multiprocessing import forkserver, resource_tracker
+
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _kill_processes(executor: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to kill a busy worker before Python 3.14
+    # (kill_workers); its _processes mapping is the documented-by-use way in 3.11-3.13.
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):  # already reaped, or closed
+            process.kill()
+
+
+def _kill_if_broken(executor: ProcessPoolExecutor, future: Future[object]) -> None:
+    """Done-callback of every call: when a worker died, kill the executor's other workers.
+
+    The executor would only ask them to terminate (SIGTERM, which they ignore) and then wait
+    for them, possibly for ever when nobody awaits the call any more to restart the pool."""
+    if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+        _kill_processes(executor)
+
+
 class RenderPool:
     """A process pool for ``render_document`` with per-document time limits.
 
     ``renderer`` exists so tests can inject a picklable stand-in (one that hangs or crashes);
     the daemon uses the default.
+
+    What callers may get besides the result: ``DocumentError`` (the document cannot be
+    rendered, or took too long), ``RendererCrashed`` (its worker died), and
+    ``RenderInterrupted`` (closed, or no worker could be started: not the document's fault).
     """
 
     def __init__(
@@ -73,6 +152,7 @@ class RenderPool:
         self._memory_limit = memory_limit_bytes
         self._renderer = renderer
         self._context = _context()
+        _start_fork_server(self._context)
         self._executor = self._new_executor()
         self._generation = 0
         self._closed = False
@@ -81,7 +161,7 @@ class RenderPool:
         return ProcessPoolExecutor(
             self._workers,
             mp_context=self._context,
-            initializer=_limit_memory,
+            initializer=_init_worker,
             initargs=(self._memory_limit,),
             # Recycle workers now and then: PDFium and image decoders may keep caches.
             max_tasks_per_child=200,
@@ -94,21 +174,35 @@ class RenderPool:
         old = self._executor
         self._generation += 1
         self._executor = self._new_executor()
-        # ProcessPoolExecutor has no public way to kill a busy worker before Python 3.14
-        # (kill_workers); its _processes mapping is the documented-by-use way in 3.11-3.13.
-        processes = dict(getattr(old, "_processes", None) or {})
-        for process in processes.values():
-            process.kill()
+        _kill_processes(old)
         old.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, fn: Callable[..., T], *args: object) -> tuple[int, Future[T]]:
+        """Hand ``fn(*args)`` to the current workers; also the pool generation it went to."""
+        for _ in range(2):
+            if self._closed:
+                raise RenderInterrupted("the render pool is closed")
+            generation = self._generation
+            executor = self._executor
+            try:
+                future: Future[T] = executor.submit(fn, *args)
+            except BrokenProcessPool:
+                self._restart(generation)  # broke under earlier work: not this call's fault
+                continue
+            except (OSError, EOFError, RuntimeError) as exc:
+                # No worker could be started: the fork server is gone (a stop signal that
+                # reached it before the daemon) or the system is out of processes.
+                self._restart(generation)
+                raise RenderInterrupted(f"cannot start a render worker ({exc!r})") from exc
+            future.add_done_callback(functools.partial(_kill_if_broken, executor))
+            return generation, future
+        raise RenderInterrupted("the render pool broke twice before the render started")
 
     async def _call(
         self, document: SourceDocument, options: RenderOptions, budget: int
     ) -> list[EncodedPage]:
         for attempt in range(2):
-            generation = self._generation
-            future: Future[list[EncodedPage]] = self._executor.submit(
-                self._renderer, document, options, budget
-            )
+            generation, future = self._submit(self._renderer, document, options, budget)
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(future), self._per_doc_seconds)
             except TimeoutError as exc:
@@ -116,10 +210,12 @@ class RenderPool:
                 reason = f"rendering took longer than {self._per_doc_seconds:g} s"
                 raise DocumentError(document.filename, reason) from exc
             except BrokenProcessPool as exc:
+                if self._closed:
+                    raise RenderInterrupted("the render pool was closed during the render") from exc
                 if generation != self._generation and attempt == 0:
                     continue  # killed because of another job's document: try again
                 self._restart(generation)
-                raise DocumentError(document.filename, "rendering crashed the renderer") from exc
+                raise RendererCrashed(document.filename, "rendering crashed the renderer") from exc
         raise AssertionError("unreachable")
 
     async def render(
@@ -127,7 +223,7 @@ class RenderPool:
     ) -> RenderedFax:
         """Render documents in parallel (one pool call each) and assemble them in order."""
         if self._closed:
-            raise RuntimeError("RenderPool is closed")
+            raise RenderInterrupted("the render pool is closed")
         # Every document may use the whole page budget; the sum is checked on assembly, which
         # costs at most one over-long render of work and keeps documents independent.
         tasks = [
@@ -136,36 +232,58 @@ class RenderPool:
         ]
         try:
             rendered = await asyncio.gather(*tasks)
-        except (DocumentError, TooManyPagesError):
+        except BaseException:
             for task in tasks:
                 task.cancel()
             raise
         # Assembly is a byte copy, but the cover page (if any) is rendered here: off the loop.
-        return await self._simple(assemble_fax, rendered, options)
+        return await self._simple("cover page", assemble_fax, rendered, options)
 
     async def to_pdf(self, tiff: bytes) -> bytes:
         """The PDF rendition of a fax TIFF, computed off the event loop."""
-        return await self._simple(tiff_to_pdf, tiff)
+        return await self._simple("PDF rendition", tiff_to_pdf, tiff)
 
-    async def _simple(self, fn: Callable[..., T], *args: object) -> T:
+    async def _simple(self, part: str, fn: Callable[..., T], *args: object) -> T:
         """Run trusted work (our own cover text, our own TIFF) in the pool, retrying once if a
         concurrent kill broke the pool under it."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except BrokenProcessPool:
-            return await loop.run_in_executor(self._executor, fn, *args)
+        for attempt in range(2):
+            generation, future = self._submit(fn, *args)
+            try:
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool as exc:
+                if self._closed:
+                    raise RenderInterrupted("the render pool was closed during the render") from exc
+                self._restart(generation)
+                if attempt == 1:
+                    raise RendererCrashed(part, "rendering crashed the renderer") from exc
+        raise AssertionError("unreachable")
+
+    def problem(self) -> str | None:
+        """Why the pool cannot render now (for the health check); None when it can."""
+        if self._closed:
+            return "closed"
+        executor = self._executor
+        if getattr(executor, "_broken", False):
+            return "broken: a worker process died and the pool was not restarted"
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        dead = sum(1 for process in processes if process.exitcode is not None)
+        if processes and dead == len(processes):
+            return f"no worker alive ({dead} exited)"
+        return None
 
     async def close(self, grace_seconds: float = 5.0) -> None:
-        """Stop the workers: wait ``grace_seconds`` for running renders, then kill them."""
+        """Stop the workers: wait ``grace_seconds`` for running renders, then kill them. A call
+        still waiting then raises ``RenderInterrupted``."""
         self._closed = True
         executor = self._executor
-        loop = asyncio.get_running_loop()
-        try:
-            await asyncio.wait_for(
-                loop.run_in_executor(None, lambda: executor.shutdown(True, cancel_futures=True)),
-                grace_seconds,
-            )
-        except TimeoutError:
-            self._restart(self._generation)
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if grace_seconds > 0:
+            loop = asyncio.get_running_loop()
+            shutdown = functools.partial(executor.shutdown, True, cancel_futures=True)
+            finish = loop.run_in_executor(None, shutdown)
+            try:
+                await asyncio.wait_for(finish, grace_seconds)
+                return
+            except TimeoutError:
+                pass
+        _kill_processes(executor)
+        executor.shutdown(wait=False, cancel_futures=True)

@@ -119,6 +119,36 @@ class JobStore(NotificationStore):
                 )
         return True
 
+    async def release_renders(
+        self, owner: str, fax_id: str | None = None, retry_at: float | None = None
+    ) -> int:
+        """Hand back render leases of ``owner`` (all of them, or ``fax_id``'s): the job stays in
+        ``attaching_files``, claimable again at ``retry_at`` (at once if None), and nothing is
+        counted against it. A stop does this for the renders it cut short."""
+        async with self.db.transaction() as db:
+            cur = await db.execute(
+                "UPDATE faxes SET lease_owner = NULL, lease_expires = ?"
+                " WHERE status = 'attaching_files' AND lease_owner = ? AND (? IS NULL OR id = ?)",
+                (retry_at, owner, fax_id, fax_id),
+            )
+            return int(cur.rowcount)
+
+    async def count_render_crash(self, fax_id: str, owner: str, limit: int) -> int | None:
+        """One more crash of the renderer on this job: its crash count, or None if the lease was
+        lost. Below ``limit`` the lease is released in the same statement (the job is rendered
+        again at once); at ``limit`` the caller still holds it, to fail the job."""
+        async with self.db.transaction() as db:
+            cur = await db.execute(
+                "UPDATE faxes SET render_crashes = render_crashes + 1,"
+                " lease_owner = CASE WHEN render_crashes + 1 < ? THEN NULL ELSE lease_owner END,"
+                " lease_expires = CASE WHEN render_crashes + 1 < ? THEN NULL ELSE lease_expires END"
+                " WHERE id = ? AND status = 'attaching_files' AND lease_owner = ?"
+                " RETURNING render_crashes",
+                (limit, limit, fax_id, owner),
+            )
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
     # -- sending -------------------------------------------------------------------------------
 
     async def claim_due(

@@ -160,4 +160,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX notifications_fax ON notifications(fax_id, id);
     CREATE INDEX notifications_due ON notifications(state, next_attempt_at);
     """,
+    # 5: how many times rendering a job's documents crashed the renderer (its worker process
+    # died): the first crash is retried, the second fails the job (docs/jobs.md).
+    """
+    ALTER TABLE faxes ADD COLUMN render_crashes INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from docgen import LETTER, pdf, text_content
 from PIL import Image
+from signal_stand_ins import signalled_mid_render
 from stand_ins import crash_on_crash, hang_on_stuck
 
-from gateway.documents.pool import RenderPool
+from gateway.documents.pool import RendererCrashed, RenderInterrupted, RenderPool
 from gateway.documents.render import RenderOptions
 from gateway.errors import DocumentError
 from gateway.models import DocumentKind, SourceDocument
@@ -86,3 +87,35 @@ async def test_event_loop_stays_responsive_while_rendering(pool: RenderPool) -> 
     elapsed = time.monotonic() - started
     task.cancel()
     assert ticks >= elapsed / 0.01 * 0.5
+
+
+async def test_stop_signals_meant_for_the_daemon_do_not_kill_the_workers() -> None:
+    # SIGTERM to the process group reaches the workers and the fork server too; stopping is
+    # the daemon's business, so they carry on (and the daemon hands unfinished renders back).
+    pool = RenderPool(workers=1, per_doc_seconds=10, renderer=signalled_mid_render)
+    try:
+        assert (await pool.render([TEXT], RenderOptions())).pages == 1
+        assert (await pool.render([GOOD], RenderOptions())).pages == 1
+    finally:
+        await pool.close()
+
+
+async def test_a_render_cut_short_by_closing_the_pool_is_not_the_documents_fault(
+    pool: RenderPool,
+) -> None:
+    stuck = SourceDocument(DocumentKind.TEXT, b"x", "stuck")
+    render = asyncio.create_task(pool.render([stuck], RenderOptions()))
+    await asyncio.sleep(0.2)  # the worker has the document
+    await pool.close(grace_seconds=0)
+    with pytest.raises(RenderInterrupted):
+        await render
+
+
+async def test_a_crashing_document_is_reported_as_a_crash() -> None:
+    pool = RenderPool(workers=1, per_doc_seconds=10, renderer=crash_on_crash)
+    try:
+        with pytest.raises(RendererCrashed) as error:
+            await pool.render([SourceDocument(DocumentKind.TEXT, b"x", "crash")], RenderOptions())
+        assert str(error.value) == "crash: rendering crashed the renderer"
+    finally:
+        await pool.close()
