@@ -80,6 +80,9 @@ class HttpSettings(_Section):
     # Failed token or API-key checks one client address may make in any window; then 429.
     auth_failure_limit: int = Field(default=10, gt=0)
     auth_failure_window_s: float = Field(default=300, gt=0)
+    # Tokens from PUT /v2/api_auth: their lifetime, and how many of one account may be live.
+    token_ttl_s: float = Field(default=86400, gt=0)
+    max_tokens_per_account: int = Field(default=100, gt=0)
 
 
 class FetchSettings(_Section):

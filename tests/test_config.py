@@ -207,6 +207,8 @@ def test_rule_catches_an_undocumented_unset_key() -> None:
         ("http", "auth_failure_window_s"),
         ("http", "header_timeout_s"),
         ("http", "max_connections"),
+        ("http", "token_ttl_s"),
+        ("http", "max_tokens_per_account"),
     ],
 )
 def test_abuse_limits_cannot_be_switched_off_by_zero(section: str, key: str) -> None:

@@ -82,7 +82,10 @@ async def _api_auth(request: Request) -> Response:
     account = await api.store.account_for_token(body.data.api_key, kind="api_key")
     if account is None:
         raise failed_credential(request, api)
-    token = await api.store.issue_auth_token(account.id)
+    http = api.settings.http
+    token = await api.store.issue_auth_token(
+        account.id, ttl_s=http.token_ttl_s, keep=http.max_tokens_per_account
+    )
     request.scope.setdefault("state", {})["auth_token"] = token
     return envelope(request, {"account_id": account.id}, 201)
 

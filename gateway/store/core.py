@@ -67,24 +67,50 @@ class CoreStore(StoreBase):
         return account, auth_token, api_key
 
     async def _insert_token(
-        self, db: aiosqlite.Connection, account_id: str, kind: str, token: str
+        self,
+        db: aiosqlite.Connection,
+        account_id: str,
+        kind: str,
+        token: str,
+        expires: float | None = None,
     ) -> None:
         await db.execute(
-            "INSERT INTO api_tokens (token_hash, account_id, kind, created) VALUES (?, ?, ?, ?)",
-            (credentials.token_hash(token), account_id, kind, self.clock()),
+            "INSERT INTO api_tokens (token_hash, account_id, kind, created, expires)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (credentials.token_hash(token), account_id, kind, self.clock(), expires),
         )
 
-    async def issue_auth_token(self, account_id: str) -> str:
+    async def issue_auth_token(
+        self, account_id: str, *, ttl_s: float | None = None, keep: int | None = None
+    ) -> str:
+        """A new auth token for the account, valid ``ttl_s`` (None: until the account goes).
+
+        Tokens that expire are the account's issued ones: expired ones are deleted here, and
+        of the rest only the newest ``keep`` stay. Permanent ones (``ttl_s`` None: the
+        account's own) are never dropped to make room.
+        """
         token = credentials.new_token()
+        now = self.clock()
         async with self.db.transaction() as db:
-            await self._insert_token(db, account_id, "auth_token", token)
+            expires = now + ttl_s if ttl_s is not None else None
+            await self._insert_token(db, account_id, "auth_token", token, expires)
+            await db.execute(
+                "DELETE FROM api_tokens WHERE account_id = ? AND expires <= ?", (account_id, now)
+            )
+            if keep is not None:
+                await db.execute(
+                    "DELETE FROM api_tokens WHERE rowid IN (SELECT rowid FROM api_tokens"
+                    " WHERE account_id = ? AND kind = 'auth_token' AND expires IS NOT NULL"
+                    " ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                    (account_id, keep),
+                )
         return token
 
     async def account_for_token(self, token: str, kind: str = "auth_token") -> Account | None:
         row = await self.db.fetchone(
             "SELECT a.* FROM api_tokens t JOIN accounts a ON a.id = t.account_id"
-            " WHERE t.token_hash = ? AND t.kind = ?",
-            (credentials.token_hash(token), kind),
+            " WHERE t.token_hash = ? AND t.kind = ? AND (t.expires IS NULL OR t.expires > ?)",
+            (credentials.token_hash(token), kind, self.clock()),
         )
         return account_from_row(row) if row else None
 

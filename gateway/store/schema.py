@@ -165,4 +165,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE faxes ADD COLUMN render_crashes INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: auth tokens issued by PUT /v2/api_auth expire; the account's own one (made with it,
+    # so its first) does not (NULL). Tokens issued before this get the default lifetime, 1 day.
+    """
+    ALTER TABLE api_tokens ADD COLUMN expires REAL;
+    UPDATE api_tokens SET expires = created + 86400
+        WHERE kind = 'auth_token' AND rowid > (
+            SELECT min(first.rowid) FROM api_tokens AS first
+            WHERE first.account_id = api_tokens.account_id AND first.kind = 'auth_token'
+        );
+    """,
 ]
