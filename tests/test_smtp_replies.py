@@ -19,6 +19,17 @@ from tests.builders import (
     with_inline_image,
 )
 from tests.conftest import SmtpHarness, StartServer, Tenant, TlsFiles, make_tenant
+from tests.malformed import (
+    encrypted_pdf,
+    jpeg_claiming,
+    pdf_with_unknown_crypt_filter,
+    pdf_with_unknown_security_handler,
+    png,
+    tiff_claiming,
+    tiff_with_ifd_loop,
+    tiff_with_strip_offset_past_end,
+    truncated_jpeg,
+)
 
 PDF = (pdf_bytes(1), "application/pdf", "doc.pdf")
 
@@ -211,6 +222,96 @@ async def test_encrypted_pdf_names_the_part(smtp: SmtpHarness, tenant: Tenant) -
     assert out.data[0] == 554
     assert out.data[1].startswith("5.6.0 locked.pdf: ")
     assert "encrypted" in out.data[1]
+    await only_row(smtp, 554)
+    await no_faxes(smtp.store)
+
+
+@pytest.mark.parametrize("algorithm", ["AES-256", "AES-128", "RC4-128"])
+async def test_permissions_only_encrypted_pdf_is_queued(
+    smtp: SmtpHarness, tenant: Tenant, algorithm: str
+) -> None:
+    out = await smtp.transact(fax_mail((encrypted_pdf(algorithm), "application/pdf", "p.pdf")))
+    assert out.data is not None and out.data[0] == 250, out.data
+    [*_text, document] = await smtp.store.fax_documents(out.fax_ids[0])
+    assert (document.filename, document.pages) == ("p.pdf", 2)
+
+
+@pytest.mark.parametrize("algorithm", ["AES-256", "AES-128", "RC4-128"])
+async def test_pdf_that_needs_a_password_is_refused_for_good(
+    smtp: SmtpHarness, tenant: Tenant, algorithm: str
+) -> None:
+    locked = encrypted_pdf(algorithm, user_password="secret")
+    out = await smtp.transact(fax_mail((locked, "application/pdf", "locked.pdf")))
+    assert out.data == (554, "5.6.0 locked.pdf: encrypted PDF needs a password")
+    await only_row(smtp, 554)
+    await no_faxes(smtp.store)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (
+            pdf_with_unknown_security_handler(),
+            "PDF encryption not supported (only Standard PDF encryption handler is available)",
+        ),
+        (
+            pdf_with_unknown_crypt_filter(),
+            "PDF encryption not supported (StmF Method /AESV9 NOT supported)",
+        ),
+    ],
+    ids=["handler", "crypt-filter"],
+)
+async def test_unreadable_encryption_is_refused_not_retried(
+    smtp: SmtpHarness, tenant: Tenant, data: bytes, reason: str
+) -> None:
+    out = await smtp.transact(fax_mail((data, "application/pdf", "odd.pdf")))
+    assert out.data == (554, f"5.6.0 odd.pdf: {reason}")
+    await only_row(smtp, 554)
+    await no_faxes(smtp.store)
+
+
+@pytest.mark.parametrize(
+    ("data", "ctype", "reason"),
+    [
+        (png(400, 400, rows=120), "image/png", "image data ends early: 120 of 400 rows"),
+        (
+            tiff_with_strip_offset_past_end(),
+            "image/tiff",
+            "TIFF page 1: strip offset beyond end of file",
+        ),
+        (tiff_with_ifd_loop(), "image/tiff", "TIFF IFD chain loops back to page 1"),
+        (truncated_jpeg(), "image/jpeg", "image data ends early (file truncated)"),
+        (
+            png(30000, 30000, rows=1),
+            "image/png",
+            "image too large: 30000x30000 pixels (exceeds 50000000 pixels)",
+        ),
+        (
+            jpeg_claiming(30000, 30000),
+            "image/jpeg",
+            "image too large: 30000x30000 pixels (exceeds 50000000 pixels)",
+        ),
+        (
+            tiff_claiming(30000, 30000),
+            "image/tiff",
+            "TIFF page 1: image too large: 30000x30000 pixels (exceeds 50000000 pixels)",
+        ),
+    ],
+    ids=[
+        "png-short",
+        "tiff-strip-offset",
+        "tiff-ifd-loop",
+        "jpeg-truncated",
+        "png-too-large",
+        "jpeg-too-large",
+        "tiff-too-large",
+    ],
+)
+async def test_malformed_image_is_refused_saying_what_is_wrong(
+    smtp: SmtpHarness, tenant: Tenant, data: bytes, ctype: str, reason: str
+) -> None:
+    out = await smtp.transact(fax_mail(PDF, (data, ctype, "scan")))
+    assert out.data == (554, f"5.6.0 scan: {reason}")
     await only_row(smtp, 554)
     await no_faxes(smtp.store)
 

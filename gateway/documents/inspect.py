@@ -1,24 +1,34 @@
-"""Fast checks at SMTP time: what a part really is and how many pages it has, without rendering.
+"""Checks at SMTP time: what a part really is, how many pages it has, and that it can be
+decoded, without rendering it.
 
-The sender is still connected, so this must answer in milliseconds: headers are read, pixels
-are not decoded and PDF pages are counted, not drawn.
+The sender is still connected, so this must answer quickly and in bounded memory: PDF pages
+are counted, not drawn; PNG and TIFF structure is read directly (``structure``); JPEG is
+decoded at 1/8 scale; TIFF and GIF frames are decoded one at a time, within a pixel budget
+(``InspectLimits``). Whatever fails here is refused with its reason, rather than accepted and
+failed at render time.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
 import pypdf
-from PIL import Image, UnidentifiedImageError
-from pypdf.errors import PyPdfError
+from PIL import Image
+from pypdf.errors import DependencyError
 
-from gateway.errors import DocumentError
+from gateway.documents.imaging import UNREADABLE, open_image, unreadable_reason
+from gateway.documents.structure import check_png, check_size, tiff_pages
+from gateway.errors import DocumentError, TooManyPagesError
 from gateway.models import DocumentKind, SourceDocument
+
+log = logging.getLogger(__name__)
 
 _MAGIC: tuple[tuple[bytes, DocumentKind], ...] = (
     (b"%PDF-", DocumentKind.PDF),
@@ -29,23 +39,11 @@ _MAGIC: tuple[tuple[bytes, DocumentKind], ...] = (
     (b"GIF87a", DocumentKind.GIF),
     (b"GIF89a", DocumentKind.GIF),
 )
-_PIL_FORMATS = {
-    DocumentKind.TIFF: "TIFF",
-    DocumentKind.PNG: "PNG",
-    DocumentKind.JPEG: "JPEG",
-    DocumentKind.GIF: "GIF",
-}
-# What Pillow raises on a damaged, truncated, hostile or unknown image.
-_UNREADABLE = (
-    UnidentifiedImageError,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
-    OSError,
-    ValueError,
-    SyntaxError,
-    EOFError,
-    RecursionError,
-)
+# Revisions of the standard security handler (2-4: RC4/AES-128, 5-6: AES-256); pypdf takes
+# others for one of these and "opens" the file, which PDFium then refuses.
+_PDF_REVISIONS = (2, 3, 4, 5, 6)
+# The pypdf modules whose failures are about the encryption, not the file's structure.
+_PYPDF_CRYPTO = ("pypdf._encryption", "pypdf._crypt_providers")
 # Lines per page and columns of the text renderer at 10 pt on Letter, for an early page estimate.
 TEXT_LINES_PER_PAGE = 60
 TEXT_COLUMNS = 80
@@ -53,8 +51,14 @@ TEXT_COLUMNS = 80
 
 @dataclass(frozen=True)
 class InspectLimits:
+    """``max_image_pixels`` and ``max_pages`` refuse; the decode limits only bound the work:
+    a frame above ``decode_frame_pixels`` (or beyond ``decode_pixels`` in all) is checked
+    by its structure here and decoded only by the renderer, under its memory limit."""
+
     max_image_pixels: int = 50_000_000
     max_pages: int = 100
+    decode_frame_pixels: int = 16_000_000
+    decode_pixels: int = 400_000_000
 
 
 def sniff(data: bytes) -> DocumentKind | None:
@@ -95,50 +99,114 @@ def _pdf_pages(data: bytes, filename: str, limits: InspectLimits) -> int:
     # pypdf reports damage by logging and by exceptions (its warnings are only deprecations).
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise DocumentError(filename, "encrypted PDF needs a password")
+        if reader.is_encrypted:
+            _check_encryption(reader, filename)
         pages = len(reader.pages)
     except DocumentError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
-        raise DocumentError(filename, f"corrupt PDF ({type(exc).__name__})") from exc
+    except Exception as exc:  # pypdf parses a stranger's bytes: any failure means unreadable
+        raise DocumentError(filename, _pdf_reason(exc, filename)) from exc
     if pages < 1:
         raise DocumentError(filename, "PDF has no pages")
     return pages
 
 
+def _check_encryption(reader: pypdf.PdfReader, filename: str) -> None:
+    """Opening tried the empty user password, which permissions-only PDFs have."""
+    if not reader.decrypt(""):
+        raise DocumentError(filename, "encrypted PDF needs a password")
+    encrypt = reader.trailer["/Encrypt"].get_object()
+    revision = encrypt.get("/R") if isinstance(encrypt, pypdf.generic.DictionaryObject) else None
+    if revision not in _PDF_REVISIONS:
+        raise DocumentError(filename, f"PDF encryption not supported (revision R={revision})")
+
+
+def _pdf_reason(exc: Exception, filename: str) -> str:
+    if isinstance(exc, DependencyError):
+        # A broken installation, not the sender's fault; the sender still gets a final answer
+        # (retrying would not help until the operator acts), and the operator a log line.
+        log.error("inspect: cannot decrypt %s: %s (reinstall the gateway)", filename, exc)
+        return f"PDF encryption not supported here ({exc})"
+    if _raised_in(exc.__traceback__, _PYPDF_CRYPTO):
+        detail = str(exc).rstrip("!") or type(exc).__name__
+        if isinstance(exc, NotImplementedError):
+            return f"PDF encryption not supported ({detail})"
+        return f"PDF encryption damaged ({detail})"
+    return f"corrupt PDF ({type(exc).__name__})"
+
+
+def _raised_in(tb: TracebackType | None, modules: tuple[str, ...]) -> bool:
+    """Whether the innermost frame of ``tb`` is in one of ``modules`` (or below them)."""
+    name = ""
+    while tb is not None:
+        name = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return name.startswith(modules)
+
+
 def _image_pages(data: bytes, filename: str, kind: DocumentKind, limits: InspectLimits) -> int:
+    pages = None
+    if kind is DocumentKind.PNG:
+        check_png(data, filename, limits.max_image_pixels)
+    elif kind is DocumentKind.TIFF:
+        pages = tiff_pages(data, filename, limits.max_pages, limits.max_image_pixels)
+        if pages > limits.max_pages:
+            raise TooManyPagesError(f"{filename}: more than the {limits.max_pages} pages allowed")
     try:
-        with _bombs_raise():
-            with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[kind]]) as image:
-                frames = getattr(image, "n_frames", 1)
-                width, height = image.size
-                if frames > limits.max_pages:
-                    return int(frames)
-                for index in range(1, frames):
-                    image.seek(index)
-                    width, height = max(width, image.size[0]), max(height, image.size[1])
-            if kind is DocumentKind.PNG:
-                # Chunk checksums, without inflating pixels: catches truncated or damaged files.
-                with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-                    image.verify()
-    except _UNREADABLE as exc:
-        raise DocumentError(filename, f"corrupt or unreadable {kind.value.upper()} image") from exc
-    if width < 1 or height < 1:
-        raise DocumentError(filename, "image has no pixels")
-    if width * height > limits.max_image_pixels:
-        raise DocumentError(
-            filename, f"image of {width}x{height} pixels exceeds {limits.max_image_pixels} pixels"
-        )
-    return int(frames)
+        with _quiet_pillow(), open_image(data, kind) as image:
+            frames = pages or int(getattr(image, "n_frames", 1))
+            if frames > limits.max_pages:
+                return frames  # the caller refuses it, counting the other documents too
+            for index in range(frames):  # every frame by its header first: nothing decoded
+                image.seek(index)
+                check_size(*image.size, filename, limits.max_image_pixels, _page(index, frames))
+            _decode(image, kind, frames, filename, limits)
+    except DocumentError:
+        raise
+    except UNREADABLE as exc:
+        raise DocumentError(filename, unreadable_reason(exc, kind)) from exc
+    return frames
+
+
+def _decode(
+    image: Image.Image, kind: DocumentKind, frames: int, filename: str, limits: InspectLimits
+) -> None:
+    """Decode what the budget allows, so damaged data is found while the sender waits."""
+    budget = limits.decode_pixels
+    # check_png has inflated a PNG's first frame; an animated PNG's others are Pillow's to read.
+    for index in range(1 if kind is DocumentKind.PNG else 0, frames):
+        image.seek(index)
+        width, height = image.size
+        if kind is DocumentKind.JPEG:
+            # DCT scaling: every byte of the scan is still decoded, into 1/64 of the pixels.
+            image.draft("L", (max(1, width // 8), max(1, height // 8)))
+            width, height = image.size
+        cost = width * height
+        if cost > limits.decode_frame_pixels:
+            continue
+        if cost > budget:
+            return
+        budget -= cost
+        try:
+            image.load()
+        except UNREADABLE as exc:
+            where = _page(index, frames)
+            raise DocumentError(filename, where + unreadable_reason(exc, kind)) from exc
+
+
+def _page(index: int, frames: int) -> str:
+    return f"page {index + 1}: " if frames > 1 else ""
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from the header, or None if unreadable (used to skip logos)."""
+    kind = sniff(data)
+    if kind is None or kind is DocumentKind.PDF:
+        return None
     try:
-        with _bombs_raise(), Image.open(io.BytesIO(data)) as image:
+        with _quiet_pillow(), open_image(data, kind) as image:
             return image.size
-    except _UNREADABLE:
+    except UNREADABLE:
         return None
 
 
@@ -148,10 +216,8 @@ _WARNINGS_LOCK = threading.Lock()
 
 
 @contextmanager
-def _bombs_raise() -> Iterator[None]:
-    """Pillow only warns about an image above its pixel limit: make that an error here. Its
-    other warnings (a damaged EXIF block, ...) are about files we judge by other means."""
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow's warnings (a damaged EXIF block, ...) are about files we judge by other means."""
     with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"PIL\.")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield

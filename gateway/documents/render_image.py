@@ -1,22 +1,23 @@
 """Images (TIFF, PNG, JPEG, GIF; every frame a page) → grey fax pages with Pillow.
 
 Size limits are checked from the header, before any pixel is decoded, so a 50,000 x 50,000 PNG
-costs a few bytes of parsing. EXIF orientation is applied, transparency is laid on white paper,
-and each frame is placed at its physical size when it declares a believable resolution (a fax
-TIFF at 204x98, a 300 dpi scan), or fitted to the page when it does not (a phone photo).
+costs a few bytes of parsing; PNG and TIFF structure is checked as at intake (``structure``), so
+a file accepted before those checks existed fails with the same specific reason. EXIF
+orientation is applied, transparency is laid on white paper, and each frame is placed at its
+physical size when it declares a believable resolution (a fax TIFF at 204x98, a 300 dpi scan),
+or fitted to the page when it does not (a phone photo).
 """
 
 from __future__ import annotations
 
-import io
 import struct
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from PIL import Image, ImageOps
 
 from gateway.documents import tiffout
+from gateway.documents.imaging import UNREADABLE, open_image, unreadable_reason
 from gateway.documents.raster import (
     PageGeometry,
     Placement,
@@ -25,16 +26,11 @@ from gateway.documents.raster import (
     fit_grey,
     place,
 )
+from gateway.documents.structure import check_png, check_size, tiff_pages
 from gateway.documents.tiffout import Compression, EncodedPage
 from gateway.errors import DocumentError, TooManyPagesError
 from gateway.models import DocumentKind
 
-_PIL_FORMATS = {
-    DocumentKind.TIFF: "TIFF",
-    DocumentKind.PNG: "PNG",
-    DocumentKind.JPEG: "JPEG",
-    DocumentKind.GIF: "GIF",
-}
 # Resolutions outside this range are defaults or nonsense (1 dpi, 72 dpi screenshots of
 # photos are handled by the "fit" rule anyway); inside it the image means its physical size.
 _MIN_DPI, _MAX_DPI = 60.0, 2400.0
@@ -57,25 +53,27 @@ def image_pages(
     exactly this geometry and encoding (one strip, MinIsWhite, nothing for page chop to cut) is
     yielded as its encoded strip, unchanged: it is decoded (to check it) but not re-encoded.
     """
-    # Our own limit is checked before decoding, so Pillow's global bomb warning is redundant
-    # (and would be an error under a strict warnings filter).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[kind]])
-        except Image.DecompressionBombError as exc:
-            # Pillow's own hard stop (twice its global limit) fires on open, before ours.
-            raise DocumentError(filename, f"image exceeds {max_pixels} pixels") from exc
-        with image:
-            frames = getattr(image, "n_frames", 1)
-            if frames > page_budget:
-                raise TooManyPagesError(
-                    f"{filename}: {frames} pages, more than the {page_budget} left"
-                )
-            strips = _fax_strips(data, frames) if reuse and kind is DocumentKind.TIFF else []
-            for index in range(frames):
+    pages = None
+    if kind is DocumentKind.PNG:
+        check_png(data, filename, max_pixels)
+    elif kind is DocumentKind.TIFF:
+        pages = tiff_pages(data, filename, page_budget, max_pixels)
+        if pages > page_budget:
+            raise TooManyPagesError(f"{filename}: more than the {page_budget} pages left")
+    try:
+        image = open_image(data, kind)
+    except UNREADABLE as exc:
+        raise DocumentError(filename, unreadable_reason(exc, kind)) from exc
+    with image:
+        frames = pages or int(getattr(image, "n_frames", 1))
+        if frames > page_budget:
+            raise TooManyPagesError(f"{filename}: {frames} pages, more than the {page_budget} left")
+        strips = _fax_strips(data, frames) if reuse and kind is DocumentKind.TIFF else []
+        for index in range(frames):
+            where = f"page {index + 1}: " if frames > 1 else ""
+            try:
                 image.seek(index)
-                _check_size(image, filename, max_pixels)
+                check_size(*image.size, filename, max_pixels, where)
                 upright, at = _placement(image, geometry)
                 strip = strips[index] if strips else None
                 if (
@@ -85,9 +83,14 @@ def image_pages(
                     and _reusable(image, at, geometry, page_chop)
                 ):
                     g = geometry
-                    yield EncodedPage(g.width, g.rows, g.x_dpi, g.y_dpi, reuse, strip.data)
-                    continue
-                yield _to_page(upright, geometry, at)
+                    page: Image.Image | EncodedPage = EncodedPage(
+                        g.width, g.rows, g.x_dpi, g.y_dpi, reuse, strip.data
+                    )
+                else:
+                    page = _to_page(upright, geometry, at)
+            except UNREADABLE as exc:
+                raise DocumentError(filename, where + unreadable_reason(exc, kind)) from exc
+            yield page
 
 
 def _fax_strips(data: bytes, frames: int) -> list[tiffout.TiffPage]:
@@ -109,16 +112,6 @@ def _reusable(frame: Image.Image, at: Placement, geometry: PageGeometry, page_ch
         return False
     frame.load()  # a corrupt strip fails here as it would when rendered
     return not (page_chop and chop_would_cut(frame, geometry))
-
-
-def _check_size(image: Image.Image, filename: str, max_pixels: int) -> None:
-    width, height = image.size
-    if width < 1 or height < 1:
-        raise DocumentError(filename, "image has no pixels")
-    if width * height > max_pixels:
-        raise DocumentError(
-            filename, f"image of {width}x{height} pixels exceeds {max_pixels} pixels"
-        )
 
 
 def _physical_size(image: Image.Image) -> tuple[float, float, bool]:

@@ -30,8 +30,12 @@ def pdf_pages(
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+        code = getattr(exc, "err_code", None)
+        if code == pdfium_c.FPDF_ERR_PASSWORD:
             raise DocumentError(filename, "encrypted PDF needs a password") from exc
+        if code == pdfium_c.FPDF_ERR_SECURITY:
+            reason = "PDF encryption not supported (unsupported security scheme)"
+            raise DocumentError(filename, reason) from exc
         raise DocumentError(filename, "not a readable PDF file") from exc
     try:
         count = len(pdf)

@@ -16,6 +16,13 @@ from gateway.store import Store
 from tests.api.conftest import Created, assert_error, auth, faxes_url
 from tests.builders import corrupt_pdf_bytes, docx_bytes, pdf_bytes, tiff_bytes
 from tests.conftest import Tenant, make_tenant
+from tests.malformed import (
+    encrypted_pdf,
+    pdf_with_unknown_security_handler,
+    png,
+    tiff_with_ifd_loop,
+    truncated_jpeg,
+)
 
 URL_FAX = {
     "document": {"url": "http://docs.example.com/fax.pdf", "method": "get"},
@@ -254,6 +261,60 @@ async def test_unfaxable_uploads_are_400(
         assert assert_error(response, 400)["data"]["document.url"]
     else:
         assert "document" in assert_error(response, 400)["data"]
+    assert await store.recent_faxes(tenant.account_id, 10) == []
+
+
+def upload(document: bytes, ctype: str, filename: str) -> tuple[str, bytes]:
+    disposition = f'attachment; filename="{filename}"'
+    return mixed(
+        [
+            json_part({"from_number": "1", "to_number": "4155550100"}),
+            ({"Content-Type": ctype, "Content-Disposition": disposition}, document),
+        ]
+    )
+
+
+async def test_permissions_only_aes_256_pdf_is_accepted(
+    client: httpx.AsyncClient, tenant: Tenant, store: Store
+) -> None:
+    ctype, body = upload(encrypted_pdf("AES-256"), "application/pdf", "p.pdf")
+    response = await put(client, tenant, content=body, headers={"Content-Type": ctype})
+    assert response.status_code == 201, response.text
+    [document] = await store.fax_documents(response.json()["data"]["id"], "original")
+    assert document.pages == 2
+
+
+@pytest.mark.parametrize(
+    ("document", "ctype", "reason"),
+    [
+        (
+            encrypted_pdf("AES-256", user_password="secret"),
+            "application/pdf",
+            "encrypted PDF needs a password",
+        ),
+        (
+            pdf_with_unknown_security_handler(),
+            "application/pdf",
+            "PDF encryption not supported (only Standard PDF encryption handler is available)",
+        ),
+        (png(400, 400, rows=120), "image/png", "image data ends early: 120 of 400 rows"),
+        (tiff_with_ifd_loop(), "image/tiff", "TIFF IFD chain loops back to page 1"),
+        (truncated_jpeg(), "image/jpeg", "image data ends early (file truncated)"),
+    ],
+    ids=["password", "security-handler", "png-short", "tiff-ifd-loop", "jpeg-truncated"],
+)
+async def test_unfaxable_upload_is_400_saying_why(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    store: Store,
+    document: bytes,
+    ctype: str,
+    reason: str,
+) -> None:
+    content_type, body = upload(document, ctype, "doc")
+    response = await put(client, tenant, content=body, headers={"Content-Type": content_type})
+    error = assert_error(response, 400)
+    assert error["data"] == {"document": {"invalid": {"message": reason, "part": "doc"}}}
     assert await store.recent_faxes(tenant.account_id, 10) == []
 
 

@@ -12,9 +12,13 @@ import pytest
 from docgen import LETTER, image_bytes, pdf, png_header_only, text_content
 from PIL import Image
 
+from gateway.documents.inspect import InspectLimits, inspect_binary
 from gateway.documents.render import RenderOptions, render_fax
+from gateway.documents.structure import MAX_TIFF_BLOCKS
 from gateway.errors import DocumentError, TooManyPagesError
 from gateway.models import DocumentKind, SourceDocument
+from tests import malformed
+from tests.builders import g4_bytes
 
 OPTIONS = RenderOptions()
 
@@ -104,3 +108,123 @@ def test_tiff_whose_ifd_points_to_itself_fails_in_bounded_time() -> None:
     with contextlib.suppress(DocumentError, TooManyPagesError):
         render(DocumentKind.TIFF, bytes(data))
     assert time.monotonic() - started < 5
+
+
+# -- malformed images: refused at intake, by the same specific reason at render time -------
+
+LIMITS = InspectLimits()
+TOO_LARGE = "image too large: 30000x30000 pixels (exceeds 50000000 pixels)"
+MALFORMED = [
+    (DocumentKind.PNG, malformed.png(400, 400, rows=120), "image data ends early: 120 of 400 rows"),
+    (
+        DocumentKind.PNG,
+        malformed.png(400, 400, rows=120, interlaced=True),
+        "image data ends early: 48120 of 160750 bytes of the interlaced image",
+    ),
+    (
+        DocumentKind.PNG,
+        malformed.png_with_bad_filter(),
+        "image data is damaged: row 4 has filter type 9",
+    ),
+    (DocumentKind.PNG, malformed.png(30000, 30000, rows=1), TOO_LARGE),
+    (
+        DocumentKind.PNG,
+        malformed.apng_with_damaged_second_frame(),
+        "page 2: image data is damaged",
+    ),
+    (
+        DocumentKind.TIFF,
+        malformed.tiff_with_strip_offset_past_end(),
+        "TIFF page 1: strip offset beyond end of file",
+    ),
+    (
+        DocumentKind.TIFF,
+        malformed.tiff_with_strip_offset_past_end(page=2),
+        "TIFF page 2: strip offset beyond end of file",
+    ),
+    (
+        DocumentKind.TIFF,
+        malformed.tiff_with_strip_cut_short(),
+        "TIFF page 1: strip data beyond end of file",
+    ),
+    (DocumentKind.TIFF, malformed.tiff_with_ifd_loop(), "TIFF IFD chain loops back to page 1"),
+    (
+        DocumentKind.TIFF,
+        malformed.tiff_with_ifd_loop(pages=3),
+        "TIFF IFD chain loops back to page 1",
+    ),
+    (DocumentKind.TIFF, malformed.tiff_claiming(30000, 30000), f"TIFF page 1: {TOO_LARGE}"),
+    (DocumentKind.JPEG, malformed.truncated_jpeg(), "image data ends early (file truncated)"),
+    (DocumentKind.JPEG, malformed.jpeg_claiming(30000, 30000), TOO_LARGE),
+]
+MALFORMED_IDS = [
+    "png-short",
+    "png-interlaced-short",
+    "png-bad-filter",
+    "png-too-large",
+    "apng-frame-2-damaged",
+    "tiff-strip-offset",
+    "tiff-page-2-strip-offset",
+    "tiff-strip-cut",
+    "tiff-ifd-self-loop",
+    "tiff-ifd-loop",
+    "tiff-too-large",
+    "jpeg-truncated",
+    "jpeg-too-large",
+]
+
+
+@pytest.mark.parametrize(("kind", "data", "reason"), MALFORMED, ids=MALFORMED_IDS)
+def test_malformed_image_is_refused_at_intake_saying_what_is_wrong(
+    kind: DocumentKind, data: bytes, reason: str
+) -> None:
+    with pytest.raises(DocumentError) as error:
+        inspect_binary(data, "evil", LIMITS)
+    assert (error.value.part, error.value.reason) == ("evil", reason)
+
+
+@pytest.mark.parametrize(("kind", "data", "reason"), MALFORMED, ids=MALFORMED_IDS)
+def test_malformed_image_gets_the_same_reason_at_render_time(
+    kind: DocumentKind, data: bytes, reason: str
+) -> None:
+    # A job accepted before intake knew better (or fetched by URL) fails as truthfully.
+    with pytest.raises(DocumentError) as error:
+        render(kind, data)
+    assert error.value.reason == reason
+
+
+def test_a_short_png_was_never_rendered_with_black_rows_instead() -> None:
+    # Pillow fills the missing rows with zeros, which would have faxed a black block.
+    with pytest.raises(DocumentError):
+        render(DocumentKind.PNG, malformed.png(400, 400, rows=399))
+    render(DocumentKind.PNG, malformed.png(400, 400))
+
+
+def test_tiff_chain_longer_than_the_page_limit_is_not_walked_to_its_end() -> None:
+    data = malformed.tiff(pages=6, size=(20, 20))
+    with pytest.raises(TooManyPagesError) as error:
+        inspect_binary(data, "long.tif", InspectLimits(max_pages=5))
+    assert str(error.value) == "long.tif: more than the 5 pages allowed"
+    assert inspect_binary(data, "long.tif", InspectLimits(max_pages=6)).pages == 6
+
+
+def test_tiff_declaring_too_many_strips_is_refused_before_they_are_read() -> None:
+    # Pillow reads every declared strip entry (about 10 us each) before decoding a pixel.
+    assert inspect_binary(malformed.tiff_of_one_pixel_strips(2000), "ok.tif", LIMITS).pages == 1
+    with pytest.raises(DocumentError) as error:
+        inspect_binary(malformed.tiff_of_one_pixel_strips(MAX_TIFF_BLOCKS + 1), "f.tif", LIMITS)
+    assert (
+        error.value.reason
+        == f"TIFF page 1: more than {MAX_TIFF_BLOCKS} strips or tiles in the file"
+    )
+
+
+def test_sound_images_still_pass_intake() -> None:
+    for kind, data in [
+        (DocumentKind.PNG, malformed.png(400, 400)),
+        (DocumentKind.PNG, malformed.png(400, 400, interlaced=True)),
+        (DocumentKind.TIFF, malformed.tiff(pages=3)),
+        (DocumentKind.JPEG, malformed.jpeg()),
+        (DocumentKind.TIFF, g4_bytes([Image.new("1", (1728, 2200), 1)] * 2)),
+    ]:
+        assert inspect_binary(data, "fine", LIMITS).kind is kind
