@@ -26,7 +26,13 @@ from gateway.transports.classify import (
 from gateway.transports.linemodel import NoisyLine
 from gateway.transports.posix_tz import posix_tz
 from gateway.transports.remotes import Remote, RemoteKind
-from gateway.transports.spandsp import SAMPLE_RATE, FaxEndpoint, Stats, completion_text
+from gateway.transports.spandsp import (
+    SAMPLE_RATE,
+    FaxEndpoint,
+    Stats,
+    T30Config,
+    completion_text,
+)
 
 BLOCK = 160  # 20 ms at 8 kHz
 BLOCKS_PER_SECOND = SAMPLE_RATE // BLOCK
@@ -103,18 +109,11 @@ def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
     # Leaving the block releases both endpoints, which closes spandsp's TIFF handles before
     # the temporary directory goes.
     with FaxEndpoint(calling=True) as gateway, FaxEndpoint(calling=False) as machine:
-        tsi = call.tsi or call.from_number or ""
-        gateway.set_ident(tsi)
-        # spandsp stamps the header line (date, time, info, TSI, page) only when the info text
-        # is non-empty; a lone space still gets the line out when only a TSI is configured.
-        if call.header or tsi:
-            gateway.set_page_header(header_text(call), posix_tz(call.timezone))
-        gateway.set_tx_file(str(tx_path))
-        machine.set_ident(call.to_number)
+        gateway.configure(sending_config(call, str(tx_path)))
         # A machine that offers no receive file leaves "ready to receive" out of its DIS:
         # that is how a remote refuses the document (T30_ERR_RX_INCAPABLE at our end).
-        if remote.kind is not RemoteKind.REFUSE:
-            machine.set_rx_file(str(rx_path))
+        refuse = remote.kind is RemoteKind.REFUSE
+        machine.configure(T30Config(ident=call.to_number, rx_file=None if refuse else str(rx_path)))
         blocks = _pump(gateway, machine, remote, max_line_seconds(call.pages), request.pace)
         sent, got = gateway.stats(), machine.stats()
         code = gateway.completion if gateway.completion is not None else sent.status
@@ -124,7 +123,7 @@ def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
     received = None
     if request.capture and got.pages_rx > 0 and rx_path.exists():
         received = _received(rx_path.read_bytes(), got, remote_tsi, machine_code)
-    return _result(code, sent, receiver_id, blocks / BLOCKS_PER_SECOND, received)
+    return tx_result(code, sent, receiver_id, blocks / BLOCKS_PER_SECOND, received)
 
 
 def _pump(
@@ -178,13 +177,29 @@ def _pump(
     return blocks
 
 
-def _result(
+def sending_config(call: OutboundCall, tx_file: str, *, ecm: bool = True) -> T30Config:
+    """How our fax machine is set up to send ``call``, over any medium (audio or T.38)."""
+    tsi = call.tsi or call.from_number or ""
+    # spandsp stamps the header line (date, time, info, TSI, page) only when the info text
+    # is non-empty; the page count keeps it non-empty when only a TSI is configured.
+    stamp = bool(call.header or tsi)
+    return T30Config(
+        ident=tsi,
+        header_info=header_text(call) if stamp else None,
+        header_tz=posix_tz(call.timezone) if stamp else None,
+        tx_file=tx_file,
+        ecm=ecm,
+    )
+
+
+def tx_result(
     code: int,
     sent: Stats,
     receiver_id: str | None,
     seconds: float,
-    received: ReceivedFax | None,
+    received: ReceivedFax | None = None,
 ) -> TxResult:
+    """The sending side's T.30 outcome as a ``TxResult`` (failure class from ``classify``)."""
     text = completion_text(code)
     reached_pages = sent.pages_tx > 0  # before phase C, the stats hold defaults, not figures
     return TxResult(

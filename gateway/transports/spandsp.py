@@ -1,9 +1,14 @@
 """ctypes binding to libspandsp 0.0.6 (ABI mode): the only module that loads the library.
 
-It wraps just what a back-to-back T.30 session needs: an analogue fax endpoint (``fax_state_t``
-and its ``t30_state_t``), its identities, files and capabilities, the 8 kHz audio pump, the
-phase D/E callbacks and the transfer statistics. Struct layouts and constants are copied from
-the 0.0.6 headers (``spandsp/t30.h``, ``t30_api.h``, ``fax.h``); newer releases moved fields.
+It wraps what our fax media needs: the T.30 engine (identities, header, files, capabilities,
+phase D/E callbacks, transfer statistics) behind either an analogue fax endpoint
+(``fax_state_t``: 8 kHz audio in and out) or a T.38 terminal (``t38_terminal_state_t``: IFP
+packets in and out, driven by a sample clock); G.711 A-law/u-law conversion; and the modem
+connect tone detector (CNG, CED, V.21 preamble). Signatures, struct layouts and constants are
+those of Debian's 0.0.6 headers (``spandsp/t30.h``, ``t30_api.h``, ``fax.h``, ``t38_core.h``,
+``t38_terminal.h``, ``g711.h``, ``modem_connect_tones.h``); newer releases changed several.
+Every state is allocated by spandsp itself (``*_init(NULL, ...)``), so we never need the size
+of a private struct.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 from functools import cache
 from typing import Any
 
@@ -24,11 +30,45 @@ SAMPLE_RATE = 8000
 SUPPORT_V27TER = 0x01
 SUPPORT_V29 = 0x02
 SUPPORT_V17 = 0x04
+SUPPORT_IAF = 0x10  # set by t38_terminal_init; 0.0.6's t30.c never reads it
 SUPPORT_T4_1D = 0x02
 SUPPORT_T4_2D = 0x04
 SUPPORT_T6 = 0x08
+ALL_MODEMS = SUPPORT_V27TER | SUPPORT_V29 | SUPPORT_V17
+ALL_COMPRESSIONS = SUPPORT_T4_1D | SUPPORT_T4_2D | SUPPORT_T6
+
+# t38_core.h: T38_DATA_RATE_MANAGEMENT_* (Asterisk's gateway passes these inverted: we do not).
+RATE_LOCAL_TCF = 1
+RATE_TRANSFERRED_TCF = 2
+# t38_terminal.h: T38_TERMINAL_OPTION_* for t38_terminal_set_config.
+T38_OPTION_NO_PACING = 0x01
+T38_OPTION_REGULAR_INDICATORS = 0x02
+T38_OPTION_2S_REPEATING_INDICATORS = 0x04
+T38_OPTION_NO_INDICATORS = 0x08
 
 _LIBRARY_NAMES = ("libspandsp.so.2", "spandsp")
+
+
+class G711Law(IntEnum):
+    """g711.h: ``G711_ALAW = 0, G711_ULAW = 1`` (the RTP names: PCMA, PCMU)."""
+
+    ALAW = 0
+    ULAW = 1
+
+
+class Tone(IntEnum):
+    """modem_connect_tones.h: ``MODEM_CONNECT_TONES_*`` as 0.0.6 numbers them."""
+
+    NONE = 0
+    FAX_CNG = 1
+    FAX_CED = 2  # MODEM_CONNECT_TONES_ANS: the 2100 Hz answer tone
+    ANS_PR = 3  # with phase reversals (V.25)
+    ANSAM = 4
+    ANSAM_PR = 5
+    FAX_PREAMBLE = 6  # V.21 HDLC flags: a fax machine talking T.30
+    FAX_CED_OR_PREAMBLE = 7
+    BELL_ANS = 8
+    CALLING_TONE = 9
 
 
 class T30Stats(ctypes.Structure):
@@ -57,16 +97,23 @@ class T30Stats(ctypes.Structure):
 PHASE_E_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 # typedef int (t30_phase_d_handler_t)(t30_state_t *s, void *user_data, int result);
 PHASE_D_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+# typedef int (t38_tx_packet_handler_t)(t38_core_state_t *s, void *user_data,
+#                                       const uint8_t *buf, int len, int count);
+T38_TX_HANDLER = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int
+)
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int
-_S = ctypes.c_char_p
+_S = ctypes.c_char_p  # also used for const uint8_t * input buffers: bytes pass without a copy
+_AMP = ctypes.POINTER(ctypes.c_int16)
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "fax_init": (_P, [_P, _I]),
     "fax_get_t30_state": (_P, [_P]),
     "fax_set_transmit_on_idle": (None, [_P, _I]),
-    "fax_tx": (_I, [_P, ctypes.POINTER(ctypes.c_int16), _I]),
-    "fax_rx": (_I, [_P, ctypes.POINTER(ctypes.c_int16), _I]),
+    "fax_tx": (_I, [_P, _AMP, _I]),
+    "fax_rx": (_I, [_P, _AMP, _I]),
+    "fax_rx_fillin": (_I, [_P, _I]),
     "fax_release": (_I, [_P]),
     "fax_free": (_I, [_P]),
     "t30_set_tx_ident": (_I, [_P, _S]),
@@ -83,6 +130,33 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "t30_get_transfer_statistics": (None, [_P, ctypes.POINTER(T30Stats)]),
     "t30_completion_code_to_str": (_S, [_I]),
     "t30_terminate": (None, [_P]),
+    "t38_terminal_init": (_P, [_P, _I, T38_TX_HANDLER, _P]),
+    "t38_terminal_get_t30_state": (_P, [_P]),
+    "t38_terminal_get_t38_core_state": (_P, [_P]),
+    "t38_terminal_send_timeout": (_I, [_P, _I]),
+    "t38_terminal_set_config": (None, [_P, _I]),
+    "t38_terminal_set_tep_mode": (None, [_P, _I]),
+    "t38_terminal_set_fill_bit_removal": (None, [_P, _I]),
+    "t38_terminal_release": (_I, [_P]),
+    "t38_terminal_free": (_I, [_P]),
+    "t38_core_rx_ifp_packet": (_I, [_P, _S, _I, ctypes.c_uint16]),
+    "t38_set_t38_version": (None, [_P, _I]),
+    "t38_set_max_buffer_size": (None, [_P, _I]),
+    "t38_set_max_datagram_size": (None, [_P, _I]),
+    "t38_set_fastest_image_data_rate": (None, [_P, _I]),
+    "t38_set_data_rate_management_method": (None, [_P, _I]),
+    "t38_set_fill_bit_removal": (None, [_P, _I]),
+    "t38_set_mmr_transcoding": (None, [_P, _I]),
+    "t38_set_jbig_transcoding": (None, [_P, _I]),
+    "g711_init": (_P, [_P, _I]),
+    "g711_encode": (_I, [_P, _P, _AMP, _I]),
+    "g711_decode": (_I, [_P, _AMP, _S, _I]),
+    "g711_release": (_I, [_P]),
+    "g711_free": (_I, [_P]),
+    "modem_connect_tones_rx_init": (_P, [_P, _I, _P, _P]),
+    "modem_connect_tones_rx": (_I, [_P, _AMP, _I]),
+    "modem_connect_tones_rx_get": (_I, [_P]),
+    "modem_connect_tones_rx_free": (_I, [_P]),
     "awgn_init_dbm0": (_P, [_P, _I, ctypes.c_float]),
     "awgn": (ctypes.c_int16, [_P]),
     "awgn_free": (_I, [_P]),
@@ -123,6 +197,20 @@ def _ascii(text: str, limit: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class T30Config:
+    """Everything we tell a T.30 engine before a call, whichever front end carries it."""
+
+    ident: str = ""  # our TSI (sending) or CSI (receiving)
+    header_info: str | None = None  # None: no header line is stamped
+    header_tz: str | None = None  # POSIX TZ rule for the header's clock
+    tx_file: str | None = None  # TIFF to send
+    rx_file: str | None = None  # None: "ready to receive" is left out of our DIS
+    ecm: bool = True
+    modems: int = ALL_MODEMS
+    compressions: int = ALL_COMPRESSIONS
+
+
+@dataclass(frozen=True)
 class Stats:
     bit_rate: int
     ecm: bool
@@ -132,56 +220,47 @@ class Stats:
     status: int
 
 
-class FaxEndpoint:
-    """One analogue fax machine: a ``fax_state_t`` with its T.30 engine.
+class T30Engine:
+    """The T.30 engine inside a front end (audio or T.38), with its phase D/E callbacks.
 
     The ctypes callbacks are stored on the instance so they outlive every call the C side can
-    make into them. ``close()`` (or leaving a ``with`` block) frees the C state; it is idempotent.
+    make into them. A Python exception inside a callback never unwinds through C: it is kept
+    and raised by ``raise_callback_error`` once control is back in Python.
     """
 
-    def __init__(self, *, calling: bool) -> None:
-        self._lib = library()
-        self._fax: int | None = self._lib.fax_init(None, 1 if calling else 0)
-        if not self._fax:
-            raise TransmitError(FailureClass.LINE, "fax_init failed")
-        self._t30 = self._lib.fax_get_t30_state(self._fax)
+    _lib: ctypes.CDLL
+
+    def _attach(self, t30: int) -> None:
+        self._t30 = t30
         self.completion: int | None = None
         self.pages_confirmed = 0  # phase D events seen
         self.on_phase_d: Callable[[int], None] | None = None
+        self.callback_error: BaseException | None = None
         self._phase_e = PHASE_E_HANDLER(self._handle_phase_e)
         self._phase_d = PHASE_D_HANDLER(self._handle_phase_d)
-        self._lib.t30_set_phase_e_handler(self._t30, self._phase_e, None)
-        self._lib.t30_set_phase_d_handler(self._t30, self._phase_d, None)
-        # Without transmit-on-idle fax_tx returns short blocks when silent; we want full 20 ms.
-        self._lib.fax_set_transmit_on_idle(self._fax, 1)
-        self._lib.t30_set_ecm_capability(self._t30, 1)
-        self._lib.t30_set_supported_modems(self._t30, SUPPORT_V27TER | SUPPORT_V29 | SUPPORT_V17)
-        self._lib.t30_set_supported_compressions(
-            self._t30, SUPPORT_T4_1D | SUPPORT_T4_2D | SUPPORT_T6
-        )
+        self._lib.t30_set_phase_e_handler(t30, self._phase_e, None)
+        self._lib.t30_set_phase_d_handler(t30, self._phase_d, None)
+        self._set_capabilities(T30Config())
 
-    # -- configuration ------------------------------------------------------------------------
-    def set_ident(self, ident: str) -> None:
-        self._lib.t30_set_tx_ident(self._t30, _ascii(ident, 20))
+    def configure(self, config: T30Config) -> None:
+        """Identity, header, time zone, files, ECM, modems and compressions, in one place."""
+        lib, t30 = self._lib, self._t30
+        lib.t30_set_tx_ident(t30, _ascii(config.ident, 20))
+        if config.header_info is not None:
+            lib.t30_set_tx_page_header_info(t30, _ascii(config.header_info, 50))
+            if config.header_tz:
+                lib.t30_set_tx_page_header_tz(t30, config.header_tz.encode("ascii"))
+        if config.tx_file is not None:
+            lib.t30_set_tx_file(t30, config.tx_file.encode(), -1, -1)
+        if config.rx_file is not None:
+            lib.t30_set_rx_file(t30, config.rx_file.encode(), -1)
+        self._set_capabilities(config)
 
-    def set_page_header(self, info: str, posix_tz: str) -> None:
-        self._lib.t30_set_tx_page_header_info(self._t30, _ascii(info, 50))
-        self._lib.t30_set_tx_page_header_tz(self._t30, posix_tz.encode("ascii"))
+    def _set_capabilities(self, config: T30Config) -> None:
+        self._lib.t30_set_ecm_capability(self._t30, int(config.ecm))
+        self._lib.t30_set_supported_modems(self._t30, config.modems)
+        self._lib.t30_set_supported_compressions(self._t30, config.compressions)
 
-    def set_tx_file(self, path: str) -> None:
-        self._lib.t30_set_tx_file(self._t30, path.encode(), -1, -1)
-
-    def set_rx_file(self, path: str) -> None:
-        self._lib.t30_set_rx_file(self._t30, path.encode(), -1)
-
-    # -- audio --------------------------------------------------------------------------------
-    def tx(self, buf: Any, samples: int) -> int:
-        return int(self._lib.fax_tx(self._fax, buf, samples))
-
-    def rx(self, buf: Any, samples: int) -> None:
-        self._lib.fax_rx(self._fax, buf, samples)
-
-    # -- results ------------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
         return self.completion is not None
@@ -189,6 +268,7 @@ class FaxEndpoint:
     def terminate(self) -> None:
         """The call is gone (hang-up): let T.30 close its files and report phase E."""
         self._lib.t30_terminate(self._t30)
+        self.raise_callback_error()
 
     def remote_ident(self) -> str | None:
         raw = self._lib.t30_get_rx_ident(self._t30)
@@ -207,6 +287,58 @@ class FaxEndpoint:
             status=st.current_status,
         )
 
+    def raise_callback_error(self) -> None:
+        error, self.callback_error = self.callback_error, None
+        if error is not None:
+            raise error
+
+    # -- callbacks (run on the calling thread, inside a call into spandsp) ----------------------
+    def _handle_phase_e(self, _t30: int | None, _user: int | None, code: int) -> None:
+        self.completion = code
+
+    def _handle_phase_d(self, _t30: int | None, _user: int | None, result: int) -> int:
+        self.pages_confirmed += 1
+        if self.on_phase_d is not None:
+            try:
+                self.on_phase_d(result)
+            except BaseException as exc:  # never into C
+                self.callback_error = exc
+        return 0  # T30_ERR_OK: carry on
+
+
+class FaxEndpoint(T30Engine):
+    """One analogue fax machine: a ``fax_state_t`` with its T.30 engine.
+
+    ``close()`` (or leaving a ``with`` block) frees the C state; it is idempotent.
+    """
+
+    def __init__(self, *, calling: bool) -> None:
+        self._lib = library()
+        self._fax: int | None = self._lib.fax_init(None, 1 if calling else 0)
+        if not self._fax:
+            raise TransmitError(FailureClass.LINE, "fax_init failed")
+        self._attach(self._lib.fax_get_t30_state(self._fax))
+        # Without transmit-on-idle fax_tx returns short blocks when silent; we want full 20 ms.
+        self._lib.fax_set_transmit_on_idle(self._fax, 1)
+
+    # -- audio --------------------------------------------------------------------------------
+    def tx(self, buf: Any, samples: int) -> int:
+        produced = int(self._lib.fax_tx(self._fax, buf, samples))
+        if self.callback_error is not None:
+            self.raise_callback_error()
+        return produced
+
+    def rx(self, buf: Any, samples: int) -> None:
+        self._lib.fax_rx(self._fax, buf, samples)
+        if self.callback_error is not None:
+            self.raise_callback_error()
+
+    def rx_fillin(self, samples: int) -> None:
+        """A lost packet: the receive modem coasts over ``samples`` instead of hearing silence."""
+        self._lib.fax_rx_fillin(self._fax, samples)
+        if self.callback_error is not None:
+            self.raise_callback_error()
+
     def __enter__(self) -> FaxEndpoint:
         return self
 
@@ -215,19 +347,147 @@ class FaxEndpoint:
 
     def close(self) -> None:
         if self._fax:
-            self._lib.fax_release(self._fax)
+            # fax_free releases (t30_release) itself; releasing twice is harmless in 0.0.6.
             self._lib.fax_free(self._fax)
             self._fax = None
 
-    # -- callbacks (run on the calling thread, inside fax_tx/fax_rx) ---------------------------
-    def _handle_phase_e(self, _t30: int | None, _user: int | None, code: int) -> None:
-        self.completion = code
 
-    def _handle_phase_d(self, _t30: int | None, _user: int | None, result: int) -> int:
-        self.pages_confirmed += 1
-        if self.on_phase_d is not None:
-            self.on_phase_d(result)
-        return 0  # T30_ERR_OK: carry on
+@dataclass(frozen=True)
+class T38Settings:
+    """What SDP negotiated for the far end (T38Fax* attributes) and how we pace packets."""
+
+    version: int = 0
+    max_bit_rate: int = 14400
+    rate_management: int = RATE_TRANSFERRED_TCF
+    max_buffer: int = 2000
+    max_datagram: int = 400  # the far end's T38FaxMaxDatagram (IFP bytes per packet)
+    fill_bit_removal: bool = False
+    mmr_transcoding: bool = False
+    jbig_transcoding: bool = False
+    tep: bool = False
+    options: int = 0  # T38_OPTION_*; 0 = paced for UDP, as spandsp defaults
+
+
+class T38Terminal(T30Engine):
+    """A T.38 terminal: a ``t38_terminal_state_t``, its T.38 core and its T.30 engine.
+
+    Every IFP the core wants sent goes to ``on_packet(ifp, count)`` (count: how many times
+    spandsp would like it repeated). Time only moves through ``send_timeout``.
+    """
+
+    def __init__(self, *, calling: bool, on_packet: Callable[[bytes, int], None]) -> None:
+        self._lib = library()
+        self._on_packet = on_packet
+        self._tx_handler = T38_TX_HANDLER(self._handle_tx)
+        self._t38: int | None = self._lib.t38_terminal_init(
+            None, 1 if calling else 0, self._tx_handler, None
+        )
+        if not self._t38:
+            raise TransmitError(FailureClass.LINE, "t38_terminal_init failed")
+        self._core = self._lib.t38_terminal_get_t38_core_state(self._t38)
+        self._attach(self._lib.t38_terminal_get_t30_state(self._t38))
+
+    def _set_capabilities(self, config: T30Config) -> None:
+        # t38_terminal_init offers IAF along with the modems: keep spandsp's own choice.
+        super()._set_capabilities(
+            T30Config(
+                ecm=config.ecm, modems=config.modems | SUPPORT_IAF, compressions=config.compressions
+            )
+        )
+
+    def apply(self, settings: T38Settings) -> None:
+        lib, t38, core = self._lib, self._t38, self._core
+        lib.t38_terminal_set_config(t38, settings.options)
+        lib.t38_terminal_set_tep_mode(t38, int(settings.tep))
+        lib.t38_terminal_set_fill_bit_removal(t38, int(settings.fill_bit_removal))
+        lib.t38_set_t38_version(core, settings.version)
+        lib.t38_set_fastest_image_data_rate(core, settings.max_bit_rate)
+        lib.t38_set_data_rate_management_method(core, settings.rate_management)
+        lib.t38_set_max_buffer_size(core, settings.max_buffer)
+        lib.t38_set_max_datagram_size(core, settings.max_datagram)
+        lib.t38_set_fill_bit_removal(core, int(settings.fill_bit_removal))
+        lib.t38_set_mmr_transcoding(core, int(settings.mmr_transcoding))
+        lib.t38_set_jbig_transcoding(core, int(settings.jbig_transcoding))
+
+    def send_timeout(self, samples: int) -> bool:
+        """Advance the clock; True once T.30 is done with the line."""
+        done = bool(self._lib.t38_terminal_send_timeout(self._t38, samples))
+        if self.callback_error is not None:
+            self.raise_callback_error()
+        return done
+
+    def rx_ifp(self, seq: int, ifp: bytes) -> bool:
+        """One received IFP with its UDPTL sequence number; False if the core rejected it."""
+        ok: bool = self._lib.t38_core_rx_ifp_packet(self._core, ifp, len(ifp), seq & 0xFFFF) == 0
+        if self.callback_error is not None:
+            self.raise_callback_error()
+        return ok
+
+    def __enter__(self) -> T38Terminal:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._t38:
+            self._lib.t38_terminal_free(self._t38)  # t38_terminal_free releases it first
+            self._t38 = None
+
+    def _handle_tx(
+        self, _core: int | None, _user: int | None, buf: int | None, n: int, count: int
+    ) -> int:
+        try:
+            self._on_packet(ctypes.string_at(buf, n) if buf and n > 0 else b"", count)
+        except BaseException as exc:  # never into C; -1 makes T.30 give up the call
+            self.callback_error = exc
+            return -1
+        return 0
+
+
+class G711:
+    """A G.711 codec (stateless in spandsp, but it has an init/free pair all the same)."""
+
+    def __init__(self, law: G711Law) -> None:
+        self._lib = library()
+        self.law = law
+        self._state: int | None = self._lib.g711_init(None, int(law))
+        if not self._state:
+            raise TransmitError(FailureClass.LINE, "g711_init failed")
+
+    def encode(self, amp: Any, samples: int, out: Any) -> int:
+        """``samples`` linear samples from ``amp`` into the octet buffer ``out``."""
+        return int(self._lib.g711_encode(self._state, out, amp, samples))
+
+    def decode(self, payload: bytes, amp: Any) -> int:
+        """Octets to linear samples in ``amp`` (which must hold ``len(payload)``)."""
+        return int(self._lib.g711_decode(self._state, amp, payload, len(payload)))
+
+    def close(self) -> None:
+        if self._state:
+            self._lib.g711_free(self._state)
+            self._state = None
+
+
+class ToneDetector:
+    """spandsp's modem connect tone detector for one kind of tone, polled (no callback)."""
+
+    def __init__(self, tone: Tone) -> None:
+        self._lib = library()
+        self.tone = tone
+        self._state: int | None = self._lib.modem_connect_tones_rx_init(None, int(tone), None, None)
+        if not self._state:
+            raise TransmitError(FailureClass.LINE, "modem_connect_tones_rx_init failed")
+
+    def feed(self, amp: Any, samples: int) -> Tone:
+        """Listen to a block; the tone that began in it, else ``Tone.NONE``."""
+        self._lib.modem_connect_tones_rx(self._state, amp, samples)
+        return Tone(self._lib.modem_connect_tones_rx_get(self._state))
+
+    def close(self) -> None:
+        if self._state:
+            self._lib.modem_connect_tones_rx_free(self._state)
+            self._state = None
 
 
 def awgn_table(seed: int, level_dbm0: float, samples: int) -> list[int]:
