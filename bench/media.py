@@ -14,7 +14,6 @@ with redundancy 3, decode, recovery) as the SIP layer will.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -22,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.transports.media import OutgoingIfp
 from gateway.transports.spandsp import Tone
 from tests.transports.backtoback import (
     TICKS_PER_SECOND,
     IfpLink,
+    UdptlLink,
     audio_pair,
     direct_link,
     run_audio,
@@ -34,26 +33,6 @@ from tests.transports.backtoback import (
     t38_pair,
 )
 from tests.transports.conftest import g4_tiff
-
-
-def udptl_link(redundancy: int, loss: float, seed: int) -> IfpLink:
-    from gateway.transports import udptl  # only with --udptl
-
-    sender = udptl.UdptlSender(400, redundancy=redundancy)
-    receiver = udptl.UdptlReceiver()
-    rng = random.Random(seed)
-
-    def carry(sent: list[OutgoingIfp]) -> list[tuple[int, bytes]]:
-        out: list[tuple[int, bytes]] = []
-        for packet in sent:
-            datagram = sender.build(packet.ifp)
-            if loss and rng.random() < loss:
-                continue
-            for got in receiver.receive(udptl.decode_packet(datagram)):
-                out.append((got.seq, got.ifp))
-        return out
-
-    return carry
 
 
 def measure(one_call: Callable[[int], tuple[int, bool]], seconds: float) -> dict[str, float]:
@@ -90,7 +69,8 @@ def main() -> None:
     def t38_call(n: int) -> tuple[int, bool]:
         with t38_pair(tiff, args.pages) as (_files, a, b):
             if args.udptl:
-                ab, ba = udptl_link(3, args.loss, 2 * n), udptl_link(3, args.loss, 2 * n + 1)
+                ab: IfpLink = UdptlLink(redundancy=3, loss=args.loss, seed=2 * n)
+                ba: IfpLink = UdptlLink(redundancy=3, loss=args.loss, seed=2 * n + 1)
             else:
                 ab, ba = direct_link(), direct_link()
             ticks = run_t38(a, b, ab, ba)

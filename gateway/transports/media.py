@@ -6,8 +6,11 @@ the fax machine behind a call. Both run the same T.30 engine, configured by one 
 
 - ``T38Endpoint``: a spandsp T.38 terminal. ``receive_ifp(seq, ifp)`` takes an IFP recovered
   from UDPTL; ``tick(160)`` moves its clock by 20 ms; the IFPs it wants sent pile up in
-  ``outgoing`` with the repeat count spandsp asked for (UDPTL redundancy stands in for the
-  repeats: the caller decides).
+  ``outgoing`` with the repeat count spandsp asked for. Redundancy covers most losses, but not
+  the last packet of a burst (its copies ride on the next packet, which may come only after the
+  far end timed out): send each UDPTL datagram ``count`` times, as FreeSWITCH does. V.21
+  control frames go out one octet per IFP (0.0.6 paces 30 ms chunks), so without redundancy a
+  few percent of loss breaks nearly every call.
 - ``AudioFaxEndpoint``: an analogue fax modem behind G.711. ``receive_frame(payload, law)``
   decodes in C and feeds ``fax_rx``; ``missing_frame(160)`` is a lost packet (``fax_rx_fillin``,
   no packet loss concealment); ``transmit_frame(160)`` is the next payload to send. It can
@@ -51,7 +54,9 @@ BLOCK = 160  # 20 ms at 8 kHz
 @dataclass(frozen=True)
 class OutgoingIfp:
     ifp: bytes
-    count: int  # how often spandsp wants it sent (3 for indicators and ends of data, else 1)
+    # How often spandsp wants it sent: 3 for indicators and ends of data, else 1. Send the
+    # same datagram (same sequence number) that many times; the far end drops the copies.
+    count: int
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.transports import udptl
 from gateway.transports.base import OutboundCall
 from gateway.transports.media import BLOCK, AudioFaxEndpoint, OutgoingIfp, T38Endpoint
 from gateway.transports.session import sending_config
@@ -43,6 +44,47 @@ def direct_link() -> IfpLink:
         return out
 
     return carry
+
+
+class UdptlLink:
+    """IFPs through real UDPTL datagrams (``udptl.UdptlSender`` with ``redundancy`` secondaries,
+    ``decode_packet``, ``UdptlReceiver``) over a network that drops a seeded share ``loss`` of
+    the datagrams.
+
+    With ``repeat`` each datagram goes out as many times as spandsp asked (``count``, the same
+    datagram each time, as FreeSWITCH does); without it, once. Redundancy alone cannot cover
+    the last packets of a burst: their copies ride only on the next packet, which may be
+    seconds away, when the far end has already timed out.
+    """
+
+    def __init__(
+        self,
+        *,
+        redundancy: int,
+        loss: float,
+        seed: int,
+        repeat: bool = True,
+        max_datagram: int = 400,
+    ) -> None:
+        self.sender = udptl.UdptlSender(max_datagram, redundancy=redundancy)
+        self.receiver = udptl.UdptlReceiver()
+        self.loss = loss
+        self.repeat = repeat
+        self.sent = self.dropped = 0
+        self._rng = random.Random(seed)
+
+    def __call__(self, sent: list[OutgoingIfp]) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        for packet in sent:
+            datagram = self.sender.build(packet.ifp)
+            for _ in range(packet.count if self.repeat else 1):
+                self.sent += 1
+                if self.loss and self._rng.random() < self.loss:
+                    self.dropped += 1
+                    continue
+                for got in self.receiver.receive(udptl.decode_packet(datagram)):
+                    out.append((got.seq, got.ifp))
+        return out
 
 
 @dataclass
