@@ -1,0 +1,1 @@
+"""SIP signalling of our own: messages, digest authentication, transactions and dialogs."""
