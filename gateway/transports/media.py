@@ -30,9 +30,9 @@ from dataclasses import dataclass, replace
 
 from gateway.transports.base import FailureClass, TxResult
 from gateway.transports.classify import classify
+from gateway.transports.g711 import G711, ToneDetector
 from gateway.transports.session import tx_result
 from gateway.transports.spandsp import (
-    G711,
     SAMPLE_RATE,
     SUPPORT_V27TER,
     SUPPORT_V29,
@@ -44,7 +44,6 @@ from gateway.transports.spandsp import (
     T38Settings,
     T38Terminal,
     Tone,
-    ToneDetector,
     completion_text,
 )
 

@@ -3,12 +3,13 @@
 It wraps what our fax media needs: the T.30 engine (identities, header, files, capabilities,
 phase D/E callbacks, transfer statistics) behind either an analogue fax endpoint
 (``fax_state_t``: 8 kHz audio in and out) or a T.38 terminal (``t38_terminal_state_t``: IFP
-packets in and out, driven by a sample clock); G.711 A-law/u-law conversion; and the modem
-connect tone detector (CNG, CED, V.21 preamble). Signatures, struct layouts and constants are
-those of Debian's 0.0.6 headers (``spandsp/t30.h``, ``t30_api.h``, ``fax.h``, ``t38_core.h``,
-``t38_terminal.h``, ``g711.h``, ``modem_connect_tones.h``); newer releases changed several.
-Every state is allocated by spandsp itself (``*_init(NULL, ...)``), so we never need the size
-of a private struct.
+packets in and out, driven by a sample clock). Every function we call is declared here, also
+those ``g711`` wraps (G.711 A-law/u-law conversion, the modem connect tone detector for CNG,
+CED and V.21 preamble). Signatures, struct layouts and constants are those of Debian's 0.0.6
+headers (``spandsp/t30.h``, ``t30_api.h``, ``fax.h``, ``t38_core.h``, ``t38_terminal.h``,
+``g711.h``, ``modem_connect_tones.h``); newer releases changed several. Every state is
+allocated by spandsp itself (``*_init(NULL, ...)``), so we never need the size of a private
+struct.
 """
 
 from __future__ import annotations
@@ -225,13 +226,21 @@ class T30Engine:
 
     The ctypes callbacks are stored on the instance so they outlive every call the C side can
     make into them. A Python exception inside a callback never unwinds through C: it is kept
-    and raised by ``raise_callback_error`` once control is back in Python.
+    and raised by ``raise_callback_error`` once control is back in Python. Once the front end
+    is closed every method raises ``RuntimeError`` instead of touching freed memory.
     """
 
     _lib: ctypes.CDLL
+    _t30_state: int | None
+
+    @property
+    def _t30(self) -> int:
+        if not self._t30_state:
+            raise RuntimeError("the spandsp state is closed")
+        return self._t30_state
 
     def _attach(self, t30: int) -> None:
-        self._t30 = t30
+        self._t30_state = t30
         self.completion: int | None = None
         self.pages_confirmed = 0  # phase D events seen
         self.on_phase_d: Callable[[int], None] | None = None
@@ -323,18 +332,24 @@ class FaxEndpoint(T30Engine):
 
     # -- audio --------------------------------------------------------------------------------
     def tx(self, buf: Any, samples: int) -> int:
+        if not self._fax:
+            raise RuntimeError("the fax state is closed")
         produced = int(self._lib.fax_tx(self._fax, buf, samples))
         if self.callback_error is not None:
             self.raise_callback_error()
         return produced
 
     def rx(self, buf: Any, samples: int) -> None:
+        if not self._fax:
+            raise RuntimeError("the fax state is closed")
         self._lib.fax_rx(self._fax, buf, samples)
         if self.callback_error is not None:
             self.raise_callback_error()
 
     def rx_fillin(self, samples: int) -> None:
         """A lost packet: the receive modem coasts over ``samples`` instead of hearing silence."""
+        if not self._fax:
+            raise RuntimeError("the fax state is closed")
         self._lib.fax_rx_fillin(self._fax, samples)
         if self.callback_error is not None:
             self.raise_callback_error()
@@ -349,7 +364,7 @@ class FaxEndpoint(T30Engine):
         if self._fax:
             # fax_free releases (t30_release) itself; releasing twice is harmless in 0.0.6.
             self._lib.fax_free(self._fax)
-            self._fax = None
+            self._fax = self._t30_state = None
 
 
 @dataclass(frozen=True)
@@ -397,6 +412,8 @@ class T38Terminal(T30Engine):
 
     def apply(self, settings: T38Settings) -> None:
         lib, t38, core = self._lib, self._t38, self._core
+        if not t38:
+            raise RuntimeError("the T.38 state is closed")
         lib.t38_terminal_set_config(t38, settings.options)
         lib.t38_terminal_set_tep_mode(t38, int(settings.tep))
         lib.t38_terminal_set_fill_bit_removal(t38, int(settings.fill_bit_removal))
@@ -411,6 +428,8 @@ class T38Terminal(T30Engine):
 
     def send_timeout(self, samples: int) -> bool:
         """Advance the clock; True once T.30 is done with the line."""
+        if not self._t38:
+            raise RuntimeError("the T.38 state is closed")
         done = bool(self._lib.t38_terminal_send_timeout(self._t38, samples))
         if self.callback_error is not None:
             self.raise_callback_error()
@@ -418,6 +437,8 @@ class T38Terminal(T30Engine):
 
     def rx_ifp(self, seq: int, ifp: bytes) -> bool:
         """One received IFP with its UDPTL sequence number; False if the core rejected it."""
+        if not self._t38:
+            raise RuntimeError("the T.38 state is closed")
         ok: bool = self._lib.t38_core_rx_ifp_packet(self._core, ifp, len(ifp), seq & 0xFFFF) == 0
         if self.callback_error is not None:
             self.raise_callback_error()
@@ -432,7 +453,7 @@ class T38Terminal(T30Engine):
     def close(self) -> None:
         if self._t38:
             self._lib.t38_terminal_free(self._t38)  # t38_terminal_free releases it first
-            self._t38 = None
+            self._t38 = self._core = self._t30_state = None
 
     def _handle_tx(
         self, _core: int | None, _user: int | None, buf: int | None, n: int, count: int
@@ -443,51 +464,6 @@ class T38Terminal(T30Engine):
             self.callback_error = exc
             return -1
         return 0
-
-
-class G711:
-    """A G.711 codec (stateless in spandsp, but it has an init/free pair all the same)."""
-
-    def __init__(self, law: G711Law) -> None:
-        self._lib = library()
-        self.law = law
-        self._state: int | None = self._lib.g711_init(None, int(law))
-        if not self._state:
-            raise TransmitError(FailureClass.LINE, "g711_init failed")
-
-    def encode(self, amp: Any, samples: int, out: Any) -> int:
-        """``samples`` linear samples from ``amp`` into the octet buffer ``out``."""
-        return int(self._lib.g711_encode(self._state, out, amp, samples))
-
-    def decode(self, payload: bytes, amp: Any) -> int:
-        """Octets to linear samples in ``amp`` (which must hold ``len(payload)``)."""
-        return int(self._lib.g711_decode(self._state, amp, payload, len(payload)))
-
-    def close(self) -> None:
-        if self._state:
-            self._lib.g711_free(self._state)
-            self._state = None
-
-
-class ToneDetector:
-    """spandsp's modem connect tone detector for one kind of tone, polled (no callback)."""
-
-    def __init__(self, tone: Tone) -> None:
-        self._lib = library()
-        self.tone = tone
-        self._state: int | None = self._lib.modem_connect_tones_rx_init(None, int(tone), None, None)
-        if not self._state:
-            raise TransmitError(FailureClass.LINE, "modem_connect_tones_rx_init failed")
-
-    def feed(self, amp: Any, samples: int) -> Tone:
-        """Listen to a block; the tone that began in it, else ``Tone.NONE``."""
-        self._lib.modem_connect_tones_rx(self._state, amp, samples)
-        return Tone(self._lib.modem_connect_tones_rx_get(self._state))
-
-    def close(self) -> None:
-        if self._state:
-            self._lib.modem_connect_tones_rx_free(self._state)
-            self._state = None
 
 
 def awgn_table(seed: int, level_dbm0: float, samples: int) -> list[int]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
 from gateway.transports.base import FailureClass
+from gateway.transports.g711 import G711
 from gateway.transports.spandsp import G711Law, Tone
 from tests.transports.backtoback import CALLEE, CALLER, audio_pair, run_audio
 from tests.transports.conftest import g4_tiff
@@ -76,3 +79,33 @@ def test_lost_frames_are_filled_in_and_reported_truthfully(tiff: bytes) -> None:
             assert got.pages_received <= PAGES
     assert outcomes[0] == (0.001, True)
     assert outcomes[-1] == (0.05, False)
+
+
+@pytest.mark.parametrize(("law", "silence"), [(G711Law.ULAW, 0xFF), (G711Law.ALAW, 0xD5)])
+def test_codec_runs_in_c_over_whole_frames(law: G711Law, silence: int) -> None:
+    codec = G711(law)
+    try:
+        amp = (ctypes.c_int16 * 160)()
+        out = ctypes.create_string_buffer(160)
+        assert codec.encode(amp, 160, out) == 160
+        assert out.raw == bytes([silence]) * 160
+        amp[0], amp[1] = 1000, -1000
+        codec.encode(amp, 160, out)
+        back = (ctypes.c_int16 * 160)()
+        assert codec.decode(out.raw, back) == 160
+        assert abs(back[0] - 1000) < 40 and abs(back[1] + 1000) < 40  # G.711's own step size
+    finally:
+        codec.close()
+    with pytest.raises(RuntimeError):
+        codec.decode(b"\xff" * 160, amp)
+
+
+def test_a_closed_endpoint_raises_instead_of_touching_freed_memory(tiff: bytes) -> None:
+    with audio_pair(tiff, PAGES) as (_files, a, _b):
+        a.receive_frame(a.transmit_frame())
+    with pytest.raises(RuntimeError):
+        a.transmit_frame()
+    with pytest.raises(RuntimeError):
+        a.receive_frame(b"\xff" * 160)
+    with pytest.raises(RuntimeError):
+        a.outcome()

@@ -151,6 +151,10 @@ def test_outcome_waits_for_phase_e(tiff: bytes) -> None:
         a.hangup()
         assert a.done
         assert a.outcome().completion == 49
+    with pytest.raises(RuntimeError):  # closed: no use of freed memory
+        a.tick()
+    with pytest.raises(RuntimeError):
+        a.receive_ifp(1, b"\x00")
 
 
 def test_garbage_ifps_are_counted_not_fatal(tiff: bytes) -> None:
