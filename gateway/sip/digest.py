@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gateway.errors import GatewayError
-from gateway.sip.message import AuthParams, Request, Response, SipParseError
+from gateway.sip.headers import AuthParams, SipParseError
+from gateway.sip.message import Request, Response
 
 
 class DigestError(GatewayError):

@@ -8,20 +8,23 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from gateway.sip.headers import (
+    AuthParams,
+    CSeq,
+    NameAddr,
+    SipParseError,
+    SipUri,
+    Via,
+    split_header_values,
+)
 from gateway.sip.message import (
     BRANCH_COOKIE,
     DEFAULT_LIMITS,
-    AuthParams,
-    CSeq,
     Headers,
     Limits,
-    NameAddr,
     Request,
     Response,
-    SipParseError,
-    SipUri,
     StreamFramer,
-    Via,
     canonical_name,
     is_keepalive,
     new_branch,
@@ -29,7 +32,6 @@ from gateway.sip.message import (
     new_tag,
     parse_message,
     response_for,
-    split_header_values,
 )
 
 
