@@ -97,7 +97,9 @@ class IntakeHandler:
             return
         session.transaction = None
         self._end(transaction, status, error)
-        await self._write_log(transaction.entry)
+        # In a task of its own: a client that hangs up now cancels its session, and must not
+        # take the row with it (the write may be waiting for the database's write lock).
+        await asyncio.shield(self._track(self._write_log(transaction.entry)))
 
     def abandon(self, session: GatewaySession, reason: str) -> None:
         """The client vanished (possibly mid-DATA): log in the background, nothing to answer."""

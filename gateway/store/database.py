@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -122,7 +122,8 @@ class Database:
     async def run_sync(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` inside BEGIN IMMEDIATE … COMMIT in the sync connection's thread, in
         one round trip; failures roll back and raise StorageError. Serialized with
-        ``transaction()``."""
+        ``transaction()``. A caller cancelled meanwhile is cancelled once the transaction has
+        ended (a thread cannot be stopped): the lock is held until then."""
         async with self._lock:
             if self._sync is None or self._sync_thread is None:
                 raise StorageError("database is closed")
@@ -130,15 +131,9 @@ class Database:
                 self._sync_thread, _transaction, self._sync, work
             )
             try:
-                # Shielded: the transaction runs to its end even if our caller is cancelled,
-                # and the lock is held until then.
-                return await asyncio.shield(call)
+                return await _to_the_end(call)
             except sqlite3.Error as exc:
                 raise StorageError(f"database error: {exc}") from exc
-            except asyncio.CancelledError:
-                with suppress(BaseException):
-                    await call
-                raise
 
     @property
     def schema_version(self) -> int:
@@ -146,24 +141,27 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT on the writer; any failure rolls back as StorageError."""
+        """BEGIN IMMEDIATE … COMMIT on the writer; any failure rolls back as StorageError.
+
+        The writer is handed on only once its transaction has ended, however the task that
+        opened it ends (an error, a cancellation while waiting for BEGIN, during the body, at
+        COMMIT or during the ROLLBACK): one transaction left open would refuse every later
+        one and hold SQLite's write lock until restart."""
         if self._writer is None:
             raise StorageError("database is closed")
         async with self._lock:
             conn = self._writer
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot begin transaction: {exc}") from exc
+            await _begin(conn)
+            committed = False
             try:
                 yield conn
-                await conn.execute("COMMIT")
-            except BaseException as exc:
-                with suppress(sqlite3.Error):
-                    await conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StorageError(f"database error: {exc}") from exc
-                raise
+                await _to_the_end(_execute(conn, "COMMIT"))
+                committed = True
+            except sqlite3.Error as exc:
+                raise StorageError(f"database error: {exc}") from exc
+            finally:
+                if not committed:  # also after a COMMIT that failed or whose caller left
+                    await _to_the_end(_rollback(conn))
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         if self._reader is None:
@@ -189,6 +187,22 @@ class Database:
         finally:
             await dest.close()
 
+    def writer_health(self) -> str | None:
+        """The writer's state now, for the health check: None (no transaction open), "busy"
+        (a transaction under the lock: work under way), "in a transaction" while nobody holds
+        the lock (nothing will end it, and every later BEGIN fails), or "closed". Another
+        process holding SQLite's write lock only makes ours wait (busy_timeout): not seen."""
+        writer = self._writer
+        if writer is None:
+            return "closed"
+        try:
+            open_transaction = writer.in_transaction
+        except (ValueError, sqlite3.Error):  # aiosqlite's "no active connection"
+            return "closed"
+        if not open_transaction:
+            return None
+        return "busy" if self._lock.locked() else "in a transaction"
+
 
 def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
     conn.execute("BEGIN IMMEDIATE")
@@ -200,6 +214,49 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
             conn.execute("ROLLBACK")
         raise
     return result
+
+
+async def _to_the_end(work: Awaitable[T]) -> T:
+    """Await ``work`` until it has finished, however often the caller is cancelled meanwhile,
+    then raise the cancellation (in place of the work's own outcome). A statement handed to a
+    database thread runs to its end whatever happens to the coroutine that waits for it, and
+    the state of the connection is known only once it has: a cancelled caller is held up at
+    most for one statement (a BEGIN waits up to busy_timeout)."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller hears of its cancellation instead
+        raise asyncio.CancelledError
+    return task.result()
+
+
+async def _execute(conn: aiosqlite.Connection, sql: str) -> None:
+    await conn.execute(sql)
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    # Fails harmlessly when there is nothing to roll back: a COMMIT got through after all, or
+    # the connection is closed (which rolled back).
+    with suppress(sqlite3.Error, ValueError):
+        await conn.execute("ROLLBACK")
+
+
+async def _begin(conn: aiosqlite.Connection) -> None:
+    try:
+        await _to_the_end(_execute(conn, "BEGIN IMMEDIATE"))
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot begin transaction: {exc}") from exc
+    except asyncio.CancelledError:
+        # The caller left while BEGIN waited for the write lock (busy_timeout); the BEGIN
+        # went through or failed in its thread all the same: end what it may have opened.
+        await _to_the_end(_rollback(conn))
+        raise
 
 
 class GroupCommit(Generic[T]):
@@ -239,10 +296,13 @@ class GroupCommit(Generic[T]):
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             try:
-                await self._write(batch)
+                # Cancelled or not, the batch's transaction ends in its thread: its callers
+                # are told how it ended, not that it failed.
+                await _to_the_end(self._write(batch))
             except BaseException as exc:  # cancelled (the loop is closing): fail the rest
+                error = exc if isinstance(exc, Exception) else StorageError("intake stopped")
                 for _, done in batch + self._queue:
-                    _settle(done, exc if isinstance(exc, Exception) else StorageError(str(exc)))
+                    _settle(done, error)
                 self._queue.clear()
                 raise
 
