@@ -20,7 +20,14 @@ to its own protocol exactly once (SMTP replies in ``gateway.smtp.replies``, HTTP
     │   ├── DocumentError             one document is corrupt, encrypted or hostile (part, reason)
     │   └── TooManyPagesError         more pages than allowed
     ├── TransmitError               a fax attempt failed (carries its failure class)
-    └── DeliveryError               a notification could not be delivered (permanent or not)
+    ├── DeliveryError               a notification could not be delivered (permanent or not)
+    └── SipError                    SIP signalling failed (gateway.sip)
+        ├── SipParseError             a message or header value cannot be read (gateway.sip.headers)
+        ├── SipTransportError         a message could not be sent: refused, reset, unreachable
+        ├── SipTimeout                no final response in time (RFC 3261 Timer B or F)
+        ├── CallRejected              our INVITE got a final >= 300 (status, reason)
+        │   └── RingTimeout             nobody answered in time; we cancelled
+        └── CallEnded                 the call is over; the operation cannot be done
 """
 
 from __future__ import annotations
@@ -123,3 +130,39 @@ class DeliveryError(GatewayError):
     def __init__(self, message: str, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class SipError(GatewayError):
+    """Base of the SIP stack's errors (gateway.sip)."""
+
+
+class SipTransportError(SipError):
+    """A SIP message could not be sent (connection refused or reset, no route, unresolvable
+    host, too large for a datagram) or the stack is closed."""
+
+
+class SipTimeout(SipError):
+    """A client transaction got no final response in time (RFC 3261 Timer B or F): for the
+    caller, the same as a 408 from the far end."""
+
+
+class CallRejected(SipError):
+    """Our INVITE got a final response >= 300 (or a 2xx we could not use): ``status`` and
+    ``reason`` are the far end's, for the transport to map to a failure class."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[CallRejected], tuple[int, str]]:
+        return (type(self), (self.status, self.reason))
+
+
+class RingTimeout(CallRejected):
+    """Nobody answered within the ring timeout: we cancelled, and ``status`` is the final
+    response the cancelled INVITE got (487 normally)."""
+
+
+class CallEnded(SipError):
+    """The call is over (cancelled, hung up, expired): the operation cannot be done on it."""

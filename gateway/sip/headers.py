@@ -14,13 +14,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.errors import GatewayError
+from gateway.errors import SipError
 
 if TYPE_CHECKING:  # the partial request an error carries; message.py imports us, not back
     from gateway.sip.message import Request
 
 
-class SipParseError(GatewayError):
+class SipParseError(SipError):
     """A message (or header value) that cannot be read, with a short reason.
 
     ``request`` is the request as far as it could be read (start line and well-formed headers,
