@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import smtplib
 
+import pytest
+
 from gateway.bootstrap import ensure_demo
 from gateway.config import BootstrapSettings, Settings
 from gateway.models import Direction, DocumentKind, FaxStatus
@@ -266,7 +268,58 @@ async def test_retry_with_same_message_id_is_idempotent(
     rows = await smtp.smtplog()
     assert len(rows) == 4
     assert rows[1].fax_ids == first.fax_ids
-    assert rows[1].errors == ["duplicate of an earlier message (same Message-ID)"]
+    assert rows[1].errors == [
+        "duplicate of an earlier message (same Message-ID, sender and content)"
+    ]
+
+
+def shared_id_message(label: str) -> bytes:
+    """A message under a Message-ID that another message may share."""
+    message = make_email(
+        attachments=[(pdf_bytes(label=label), "application/pdf", "a.pdf")],
+        message_id="<shared-1@example.com>",
+    )
+    return message.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("sender", "label"),
+    [
+        pytest.param("alice@example.com", "original", id="the same message again"),
+        pytest.param("Alice@EXAMPLE.com", "original", id="the sender spelt in other case"),
+    ],
+)
+async def test_a_resend_of_the_same_message_is_answered_with_the_first_fax(
+    smtp: SmtpHarness, tenant: Tenant, sender: str, label: str
+) -> None:
+    first = await smtp.transact(shared_id_message("original"), sender="alice@example.com")
+    again = await smtp.transact(shared_id_message(label), sender=sender)
+    assert again.fax_ids == first.fax_ids
+    assert len(await smtp.store.recent_faxes(None, 10)) == 1
+
+
+@pytest.mark.parametrize(
+    ("sender", "label"),
+    [
+        pytest.param("bob@example.com", "bob's", id="another sender, another document"),
+        pytest.param("bob@example.com", "original", id="another sender, the same document"),
+        pytest.param("alice@example.com", "revised", id="the same sender, another document"),
+    ],
+)
+async def test_another_message_under_the_same_message_id_is_a_new_fax(
+    smtp: SmtpHarness, tenant: Tenant, sender: str, label: str
+) -> None:
+    """Message-IDs are not unique in the wild: only the same sender with the same content
+    under the same Message-ID to the same number is a retry."""
+    first = await smtp.transact(shared_id_message("original"), sender="alice@example.com")
+    second = await smtp.transact(shared_id_message(label), sender=sender)
+    assert second.data is not None and second.data[0] == 250
+    assert second.fax_ids != first.fax_ids
+    assert len(await smtp.store.recent_faxes(None, 10)) == 2
+    [(_, data, _)] = await originals(smtp.store, second.fax_ids[0])
+    assert data == pdf_bytes(label=label)  # its own document, not the first message's
+    rows = await smtp.smtplog()
+    assert rows[1].errors == []
 
 
 async def test_the_same_message_on_two_connections_at_once_makes_one_fax(

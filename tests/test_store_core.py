@@ -276,12 +276,13 @@ async def test_find_recent_fax(store: Store, tenant: Tenant, clock: Clock) -> No
         faxbox_id=tenant.faxbox.id,
         message_id="<m@x>",
     )
-    await store.accept_message(entry(), [(fax_id, fax)], docs())
-    args = ("<m@x>", tenant.faxbox.id, "+14155550100")
+    await store.accept_message(entry(), [(fax_id, fax)], docs(), "digest-1")
+    args = ("<m@x>", tenant.faxbox.id, "+14155550100", "digest-1")
     assert await store.find_recent_fax(*args, clock.now - 10) == fax_id
     assert await store.find_recent_fax(*args, clock.now + 1) is None
     assert await store.find_recent_fax("<other@x>", *args[1:], 0) is None
-    assert await store.find_recent_fax(args[0], args[1], "+14155550101", 0) is None
+    assert await store.find_recent_fax(args[0], args[1], "+14155550101", args[3], 0) is None
+    assert await store.find_recent_fax(*args[:3], "digest-2", 0) is None  # another message
 
 
 async def test_smtplog_listing(store: Store, tenant: Tenant, clock: Clock) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import ipaddress
 import logging
 import time
@@ -335,10 +336,13 @@ class IntakeHandler:
 
     async def _commit(self, transaction: Transaction, sender: str, parsed: ParsedMessage) -> str:
         entry = transaction.entry
-        existing, new = await self._split_duplicates(transaction.accepted, parsed)
+        digest = message_digest(sender, parsed)
+        existing, new = await self._split_duplicates(transaction.accepted, parsed, digest)
         entry.fax_ids = existing
         if not new:
-            entry.errors.append("duplicate of an earlier message (same Message-ID)")
+            entry.errors.append(
+                "duplicate of an earlier message (same Message-ID, sender and content)"
+            )
             return replies.queued(existing)
         faxes = [(credentials.new_id(), self._new_fax(rcpt, sender, parsed)) for rcpt in new]
         fax_ids = [*existing, *(fax_id for fax_id, _ in faxes)]
@@ -346,7 +350,7 @@ class IntakeHandler:
         # The row is committed with the jobs, so it must already carry the reply it records.
         entry.fax_ids, entry.reply_code, entry.reply_text = fax_ids, 250, status
         try:
-            await self.store.accept_message(entry, faxes, parsed.documents)
+            await self.store.accept_message(entry, faxes, parsed.documents, digest)
         except BaseException:
             entry.fax_ids, entry.reply_code, entry.reply_text = existing, None, None
             raise
@@ -366,9 +370,11 @@ class IntakeHandler:
         )
 
     async def _split_duplicates(
-        self, accepted: list[Accepted], parsed: ParsedMessage
+        self, accepted: list[Accepted], parsed: ParsedMessage, digest: str
     ) -> tuple[list[str], list[Accepted]]:
-        """An MTA retrying after a lost 250 resends the same Message-ID: answer, don't refax."""
+        """An MTA retrying after a lost 250 resends the same message: answer, don't refax.
+        The same message is the same Message-ID with the same ``digest`` (sender and content):
+        different messages do share Message-IDs in the wild."""
         if not parsed.message_id:
             return [], list(accepted)
         since = self.clock() - self.settings.idempotency_window_s
@@ -376,7 +382,7 @@ class IntakeHandler:
         new: list[Accepted] = []
         for rcpt in accepted:
             found = await self.store.find_recent_fax(
-                parsed.message_id, rcpt.faxbox.id, rcpt.number, since
+                parsed.message_id, rcpt.faxbox.id, rcpt.number, digest, since
             )
             if found:
                 existing.append(found)
@@ -477,6 +483,25 @@ class IntakeHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.exception("smtp session error", exc_info=error)
         return replies.TEMPORARY_FAILURE
+
+
+def message_digest(sender: str, parsed: ParsedMessage) -> str:
+    """sha256 of what a resend of a message repeats: its envelope sender, lower-cased (another
+    hop may spell it in other case), and its content as parsed (a relay that re-encodes or
+    re-wraps the MIME still yields the same documents)."""
+    digest = hashlib.sha256()
+    fields: list[bytes] = [
+        sender.lower().encode("utf-8", "surrogateescape"),
+        (parsed.subject or "").encode("utf-8", "surrogateescape"),
+        (parsed.body or "").encode("utf-8", "surrogateescape"),
+    ]
+    for doc in parsed.documents:
+        fields += [doc.kind.value.encode(), doc.filename.encode("utf-8", "surrogateescape")]
+        fields.append(doc.data)
+    for value in fields:  # length-prefixed: no two different field lists hash alike
+        digest.update(len(value).to_bytes(8, "big"))
+        digest.update(value)
+    return digest.hexdigest()
 
 
 def _b64(text: str) -> bytes | None:

@@ -249,12 +249,19 @@ class CoreStore(StoreBase):
     # -- intake --------------------------------------------------------------------------------
 
     async def find_recent_fax(
-        self, message_id: str, faxbox_id: str | None, to_number: str, since: float
+        self,
+        message_id: str,
+        faxbox_id: str | None,
+        to_number: str,
+        message_digest: str,
+        since: float,
     ) -> str | None:
+        """The job made since ``since`` from the same message (Message-ID and digest, see
+        ``accept_message``) to the same number through the same faxbox, if any."""
         row = await self.db.fetchone(
             "SELECT id FROM faxes WHERE message_id = ? AND faxbox_id IS ? AND to_number = ?"
-            " AND created >= ? ORDER BY created LIMIT 1",
-            (message_id, faxbox_id, to_number, since),
+            " AND message_digest = ? AND created >= ? ORDER BY created LIMIT 1",
+            (message_id, faxbox_id, to_number, message_digest, since),
         )
         return row["id"] if row else None
 
@@ -263,13 +270,17 @@ class CoreStore(StoreBase):
         entry: SmtpLogEntry,
         faxes: Sequence[tuple[str, NewFax]],
         documents: Sequence[SourceDocument],
+        message_digest: str | None = None,
     ) -> None:
         """Create the jobs (id, fax) with their documents and the smtplog row, in one commit.
+        ``message_digest`` (of the message's sender and content) is kept on the jobs for
+        ``find_recent_fax``.
 
         Messages accepted at the same time share that commit (group commit: one fsync for
         many); this returns only once the commit holding this message's rows is done.
         """
-        await self._intake_commits.submit(_Intake(entry, faxes, documents, self.clock()))
+        intake = _Intake(entry, faxes, documents, self.clock(), message_digest)
+        await self._intake_commits.submit(intake)
 
     @functools.cached_property
     def _intake_commits(self) -> GroupCommit[_Intake]:
@@ -361,7 +372,13 @@ class CoreStore(StoreBase):
         ]
 
 
-def fax_values(fax_id: str, fax: NewFax, now: float, smtplog_id: str | None) -> tuple[Any, ...]:
+def fax_values(
+    fax_id: str,
+    fax: NewFax,
+    now: float,
+    smtplog_id: str | None,
+    message_digest: str | None = None,
+) -> tuple[Any, ...]:
     """A new outbound job's row, in the order of ``FAX_INSERT``."""
     return (
         fax_id,
@@ -385,6 +402,7 @@ def fax_values(fax_id: str, fax: NewFax, now: float, smtplog_id: str | None) -> 
         dumps(fax.render_options),
         dumps(fax.document_request) if fax.document_request else None,
         smtplog_id,
+        message_digest,
         now,
         now,
     )
@@ -394,7 +412,7 @@ _FAX_COLUMNS = (
     "id, account_id, faxbox_id, direction, status, from_name, from_number, to_name, to_number,"
     " original_number, fax_identity_number, fax_identity_name, fax_timezone, retries,"
     " message_id, subject, source, notifications, render_options, document_request,"
-    " smtplog_id, created, modified"
+    " smtplog_id, message_digest, created, modified"
 )
 FAX_INSERT = (
     f"INSERT INTO faxes ({_FAX_COLUMNS}) VALUES ({', '.join('?' * (_FAX_COLUMNS.count(',') + 1))})"
@@ -409,6 +427,7 @@ class _Intake:
     faxes: Sequence[tuple[str, NewFax]]
     documents: Sequence[SourceDocument]
     now: float
+    message_digest: str | None
 
 
 def _write_intake(db: sqlite3.Connection, batch: Sequence[_Intake]) -> None:
@@ -429,7 +448,7 @@ def _write_intake(db: sqlite3.Connection, batch: Sequence[_Intake]) -> None:
             for doc_id, doc in zip(ids, item.documents, strict=True)
         ]
         for fax_id, fax in item.faxes:
-            faxes.append(fax_values(fax_id, fax, item.now, item.entry.id))
+            faxes.append(fax_values(fax_id, fax, item.now, item.entry.id, item.message_digest))
             links += [
                 (fax_id, "original", seq, doc_id, doc.filename, doc.kind.value, doc.pages)
                 for seq, (doc_id, doc) in enumerate(zip(ids, item.documents, strict=True))

@@ -175,4 +175,10 @@ MIGRATIONS: list[str] = [
             WHERE first.account_id = api_tokens.account_id AND first.kind = 'auth_token'
         );
     """,
+    # 7: what, besides its Message-ID, makes an SMTP message a resend of an earlier one: a
+    # digest of its envelope sender and content (Message-IDs are shared in the wild). Jobs
+    # accepted before this have none and match no resend (a duplicate fax, never a lost one).
+    """
+    ALTER TABLE faxes ADD COLUMN message_digest TEXT;
+    """,
 ]
