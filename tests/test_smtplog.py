@@ -8,6 +8,8 @@ import smtplib
 import threading
 from typing import Any
 
+import pytest
+
 from gateway.models import SmtpLogEntry
 from gateway.store import Store
 from tests.builders import encrypted_pdf_bytes, image_bytes, make_email, pdf_bytes
@@ -109,6 +111,82 @@ async def test_malformed_mail_from(smtp: SmtpHarness, tenant: Tenant) -> None:
     assert code in (501, 553)
     row = await one_row(smtp)
     assert row.reply_code == code
+
+
+@pytest.mark.parametrize("greeting", ["EHLO", "HELO"])
+@pytest.mark.parametrize(
+    "length",
+    [
+        pytest.param(1_000, id="over the command limit"),
+        pytest.param(70_000, id="over the line limit"),  # longer than the stream's buffer
+    ],
+)
+async def test_mail_command_too_long(
+    smtp: SmtpHarness, tenant: Tenant, greeting: str, length: int
+) -> None:
+    sender = "a" * length + "@example.com"
+
+    def conversation() -> tuple[str, str, str]:
+        client = RawClient(smtp.host, smtp.port)
+        client.cmd(f"{greeting} raw.test")
+        refused = client.cmd(f"MAIL FROM:<{sender}>")
+        then = client.cmd("MAIL FROM:<alice@example.com>")  # the session goes on
+        quit_ = client.cmd("QUIT")
+        client.close()
+        return refused, then, quit_
+
+    refused, then, _ = await smtp.thread(conversation)
+    assert refused.startswith("500 ")
+    assert then.startswith("250 ")
+    rows = await smtp.smtplog()
+    assert len(rows) == 2, rows
+    assert rows[0].reply_code == 500
+    assert rows[0].reply_text == refused
+    assert rows[0].errors == ["MAIL command line too long"]
+    assert rows[0].mail_from == sender[:320]
+    assert rows[0].helo == "raw.test"
+    assert rows[1].mail_from == "alice@example.com"
+
+
+async def test_other_commands_too_long_open_no_transaction(
+    smtp: SmtpHarness, tenant: Tenant
+) -> None:
+    """Only MAIL begins a transaction; a RCPT too long is one more refusal in the open one."""
+
+    def conversation() -> list[str]:
+        client = RawClient(smtp.host, smtp.port)
+        replies = [client.cmd("EHLO " + "h" * 1_000), client.cmd("NOOP " + "n" * 70_000)]
+        client.cmd("EHLO raw.test")
+        client.cmd("MAIL FROM:<alice@example.com>")
+        replies.append(client.cmd("RCPT TO:<" + "1" * 1_000 + "@fax.test>"))
+        client.cmd("QUIT")
+        client.close()
+        return replies
+
+    replies = await smtp.thread(conversation)
+    assert [r[:4] for r in replies] == ["500 "] * 3
+    row = await one_row(smtp)
+    assert row.mail_from == "alice@example.com"
+    assert row.errors == ["RCPT command line too long", "client quit before DATA"]
+
+
+async def test_mail_limit_is_per_session(smtp: SmtpHarness, tenant: Tenant) -> None:
+    """A MAIL line that fits this session's limit (512 + 26 for SIZE after EHLO) still fits
+    when another client connects meanwhile."""
+    sender = "a" * 480 + "@example.com"
+
+    def conversation() -> str:
+        client = RawClient(smtp.host, smtp.port)
+        client.cmd("EHLO raw.test")
+        other = RawClient(smtp.host, smtp.port)
+        reply = client.cmd(f"MAIL FROM:<{sender}> SIZE=1000")
+        for c in (client, other):
+            c.cmd("QUIT")
+            c.close()
+        return reply
+
+    assert len(f"MAIL FROM:<{sender}> SIZE=1000") > 512
+    assert (await smtp.thread(conversation)).startswith("250 ")
 
 
 async def test_every_recipient_refused_then_quit(smtp: SmtpHarness, tenant: Tenant) -> None:

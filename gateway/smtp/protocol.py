@@ -8,6 +8,7 @@ exactly one smtplog row.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,10 @@ from gateway.smtp.data import BulkDataSMTP
 
 if TYPE_CHECKING:
     from gateway.smtp.handler import Accepted, IntakeHandler
+
+COMMAND_TOO_LONG = "500 Command line too long"  # aiosmtpd's, for any command
+MAIL_TOO_LONG_REASON = "MAIL command line too long"
+RCPT_TOO_LONG_REASON = "RCPT command line too long"
 
 
 @dataclass
@@ -69,6 +74,29 @@ def parse_ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Addre
 def is_loopback(address: str | None) -> bool:
     ip = parse_ip(address)
     return ip is not None and ip.is_loopback
+
+
+class CommandLines(asyncio.StreamReader):
+    """aiosmtpd's stream reader, noting how the last line read began. aiosmtpd refuses a
+    command line that is too long itself, before any command method or hook runs, and does
+    not say which command it was; a refused MAIL must still leave its smtplog row."""
+
+    head_size = 1024  # enough for the longest address an smtplog row keeps (320)
+    line_head = b""
+    at_line_start = True
+
+    async def readuntil(self, separator: Any = b"\n") -> bytes:  # Any: as asyncio's takes
+        return self._note(await super().readuntil(separator))
+
+    async def read(self, n: int = -1) -> bytes:
+        return self._note(await super().read(n))
+
+    def _note(self, data: bytes) -> bytes:
+        if data:
+            if self.at_line_start:
+                self.line_head = data[: self.head_size]
+            self.at_line_start = data.endswith(b"\n")
+        return data
 
 
 class SessionCounter:
@@ -121,6 +149,9 @@ class GatewaySMTP(BulkDataSMTP):
         self.in_data = False  # from DATA until its reply: a graceful stop waits for these
         self.data_done = asyncio.Event()
         self.data_done.set()
+        # aiosmtpd keeps these limits in one dict shared by every session (each EHLO adds to
+        # it, each new connection clears it): one client's MAIL limit then depends on others.
+        self.command_size_limits = collections.defaultdict(lambda: self.command_size_limit)
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
@@ -132,6 +163,14 @@ class GatewaySMTP(BulkDataSMTP):
 
     def has_sender(self) -> bool:
         return self.envelope is not None and bool(self.envelope.mail_from)
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # aiosmtpd makes its reader in its constructor and hands it to asyncio there, so it
+        # cannot be replaced; its class can (a subclass adding only the noting of line heads).
+        reader.__class__ = CommandLines
+        super()._cb_client_connected(reader, writer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         starttls = self._original_transport is not None
@@ -182,6 +221,27 @@ class GatewaySMTP(BulkDataSMTP):
                     session.transaction.data_started = True
                 self._last_status = status
         await super().push(status)
+        if status == COMMAND_TOO_LONG:
+            await self._command_too_long()
+
+    async def _command_too_long(self) -> None:
+        """aiosmtpd refused a command line for its length before our command methods saw
+        it. A MAIL that would have opened a transaction opened and ended one (its row); a RCPT
+        is one more refusal in the open transaction's errors."""
+        session = self.current()
+        reader = self._reader
+        head = reader.line_head if isinstance(reader, CommandLines) else b""
+        command, _, arg = head.partition(b" ")
+        command = command.upper()
+        transaction = session.transaction
+        if transaction is not None:
+            if command == b"RCPT":
+                transaction.entry.errors.append(RCPT_TOO_LONG_REASON)
+            return
+        if command != b"MAIL" or self.has_sender() or session.host_name is None:
+            return  # no transaction: aiosmtpd would have refused it anyway (no HELO, nested)
+        self.intake.open(session, arg.rstrip(b"\r\n").decode("utf-8", "replace").strip())
+        await self.intake.close(session, COMMAND_TOO_LONG, MAIL_TOO_LONG_REASON)
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str) -> None:
@@ -228,6 +288,7 @@ class GatewaySMTP(BulkDataSMTP):
     async def smtp_EHLO(self, hostname: str) -> None:
         if hostname:
             await self._end_transaction(replies.HELO_REASON)
+            self.command_size_limits.clear()  # aiosmtpd adds its extensions' room again
         await super().smtp_EHLO(hostname)
 
     @syntax("STARTTLS", when="tls_context")
