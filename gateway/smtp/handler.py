@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import ipaddress
 import logging
 import time
@@ -34,6 +33,7 @@ from gateway.numbers import normalize_number
 from gateway.routing import SenderPolicy, dedupe_addresses, faxbox_for_sender, sender_admitted
 from gateway.routing import split_address as split
 from gateway.smtp import replies
+from gateway.smtp.duplicates import message_digest
 from gateway.smtp.protocol import GatewaySession, Transaction, parse_ip
 from gateway.store import Store
 
@@ -483,25 +483,6 @@ class IntakeHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.exception("smtp session error", exc_info=error)
         return replies.TEMPORARY_FAILURE
-
-
-def message_digest(sender: str, parsed: ParsedMessage) -> str:
-    """sha256 of what a resend of a message repeats: its envelope sender, lower-cased (another
-    hop may spell it in other case), and its content as parsed (a relay that re-encodes or
-    re-wraps the MIME still yields the same documents)."""
-    digest = hashlib.sha256()
-    fields: list[bytes] = [
-        sender.lower().encode("utf-8", "surrogateescape"),
-        (parsed.subject or "").encode("utf-8", "surrogateescape"),
-        (parsed.body or "").encode("utf-8", "surrogateescape"),
-    ]
-    for doc in parsed.documents:
-        fields += [doc.kind.value.encode(), doc.filename.encode("utf-8", "surrogateescape")]
-        fields.append(doc.data)
-    for value in fields:  # length-prefixed: no two different field lists hash alike
-        digest.update(len(value).to_bytes(8, "big"))
-        digest.update(value)
-    return digest.hexdigest()
 
 
 def _b64(text: str) -> bytes | None:
