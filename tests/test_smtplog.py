@@ -148,6 +148,26 @@ async def test_mail_command_too_long(
     assert rows[1].mail_from == "alice@example.com"
 
 
+async def test_mail_command_not_ascii(smtp: SmtpHarness, tenant: Tenant) -> None:
+    """SMTPUTF8 is not offered: aiosmtpd refuses a non-ASCII MAIL before any hook runs."""
+
+    def conversation() -> str:
+        client = RawClient(smtp.host, smtp.port)
+        client.cmd("EHLO raw.test")
+        client.send("MAIL FROM:<jörg@example.com>\r\n".encode())
+        refused = client.reply()
+        client.cmd("QUIT")
+        client.close()
+        return refused
+
+    refused = await smtp.thread(conversation)
+    assert refused.startswith("500 ")
+    row = await one_row(smtp)
+    assert (row.reply_code, row.reply_text) == (500, refused)
+    assert row.errors == ["MAIL command line not ASCII (SMTPUTF8 is not offered)"]
+    assert row.mail_from == "jörg@example.com"
+
+
 async def test_other_commands_too_long_open_no_transaction(
     smtp: SmtpHarness, tenant: Tenant
 ) -> None:

@@ -22,9 +22,12 @@ from gateway.smtp.data import BulkDataSMTP
 if TYPE_CHECKING:
     from gateway.smtp.handler import Accepted, IntakeHandler
 
-COMMAND_TOO_LONG = "500 Command line too long"  # aiosmtpd's, for any command
-MAIL_TOO_LONG_REASON = "MAIL command line too long"
-RCPT_TOO_LONG_REASON = "RCPT command line too long"
+# aiosmtpd's refusals of a command line before any command method or hook runs (it does not
+# say which command it was), with what an smtplog row says of each.
+_UNDISPATCHED = {
+    "500 Command line too long": "command line too long",
+    "500 Error: strict ASCII mode": "command line not ASCII (SMTPUTF8 is not offered)",
+}
 
 
 @dataclass
@@ -77,9 +80,9 @@ def is_loopback(address: str | None) -> bool:
 
 
 class CommandLines(asyncio.StreamReader):
-    """aiosmtpd's stream reader, noting how the last line read began. aiosmtpd refuses a
-    command line that is too long itself, before any command method or hook runs, and does
-    not say which command it was; a refused MAIL must still leave its smtplog row."""
+    """aiosmtpd's stream reader, noting how the last line read began. aiosmtpd refuses some
+    command lines itself (too long, not ASCII) before any command method or hook runs, and
+    does not say which command it was; a refused MAIL must still leave its smtplog row."""
 
     head_size = 1024  # enough for the longest address an smtplog row keeps (320)
     line_head = b""
@@ -221,13 +224,13 @@ class GatewaySMTP(BulkDataSMTP):
                     session.transaction.data_started = True
                 self._last_status = status
         await super().push(status)
-        if status == COMMAND_TOO_LONG:
-            await self._command_too_long()
+        if status in _UNDISPATCHED:
+            await self._undispatched(status, _UNDISPATCHED[status])
 
-    async def _command_too_long(self) -> None:
-        """aiosmtpd refused a command line for its length before our command methods saw
-        it. A MAIL that would have opened a transaction opened and ended one (its row); a RCPT
-        is one more refusal in the open transaction's errors."""
+    async def _undispatched(self, status: str, why: str) -> None:
+        """aiosmtpd refused a command line before our command methods saw it. A MAIL that
+        would have opened a transaction opened and ended one (its row); a RCPT is one more
+        refusal in the open transaction's errors."""
         session = self.current()
         reader = self._reader
         head = reader.line_head if isinstance(reader, CommandLines) else b""
@@ -236,12 +239,12 @@ class GatewaySMTP(BulkDataSMTP):
         transaction = session.transaction
         if transaction is not None:
             if command == b"RCPT":
-                transaction.entry.errors.append(RCPT_TOO_LONG_REASON)
+                transaction.entry.errors.append(f"RCPT {why}")
             return
         if command != b"MAIL" or self.has_sender() or session.host_name is None:
             return  # no transaction: aiosmtpd would have refused it anyway (no HELO, nested)
         self.intake.open(session, arg.rstrip(b"\r\n").decode("utf-8", "replace").strip())
-        await self.intake.close(session, COMMAND_TOO_LONG, MAIL_TOO_LONG_REASON)
+        await self.intake.close(session, status, f"MAIL {why}")
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str) -> None:
