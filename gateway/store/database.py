@@ -60,7 +60,7 @@ class Database:
             conn.row_factory = aiosqlite.Row
             # First: switching a new file to WAL needs a lock another process may hold.
             await conn.execute("PRAGMA busy_timeout=5000")
-            await conn.execute("PRAGMA journal_mode=WAL")
+            await _switch_to_wal(conn)
             await conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             await conn.execute("PRAGMA foreign_keys=ON")
         except BaseException:
@@ -202,6 +202,22 @@ class Database:
         if not open_transaction:
             return None
         return "busy" if self._lock.locked() else "in a transaction"
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection, tries: int = 100) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting out another process doing the same.
+
+    Two processes opening a new file at once (the daemon and a CLI command) race to switch it:
+    SQLite answers the loser SQLITE_BUSY at once, without the busy handler (it would deadlock
+    waiting), so the wait is ours: up to about busy_timeout in all."""
+    for attempt in range(tries):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.05)
 
 
 def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
