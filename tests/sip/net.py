@@ -106,7 +106,8 @@ class RawUdp:
 
     def send(self, data: bytes | Request | Response, to: SipSockets) -> None:
         raw = data if isinstance(data, bytes) else data.to_bytes()
-        self.transport.sendto(raw, (to.host, to.port))
+        host = "127.0.0.1" if to.host in ("::", "0.0.0.0") else to.host
+        self.transport.sendto(raw, (host, to.port))
 
     async def receive(self, timeout: float = GUARD) -> Request | Response:
         return parse_message(await asyncio.wait_for(self.queue.get(), timeout))

@@ -327,3 +327,53 @@ async def test_ipv6_addresses_are_bracketed_and_answered(transport: str) -> None
         await b.reply(response_for(got, 200), source)
         response, _ = await a_in.next()
         assert isinstance(response, Response) and response.status == 200
+
+
+async def test_a_dual_stack_socket_sees_ipv4_peers_as_plain_ipv4() -> None:
+    if not ipv6_loopback():
+        pytest.skip("no IPv6")
+    seen: list[str] = []
+    async with sockets(host="::", accept_from=lambda host: seen.append(host) or True) as (b, b_in):
+        assert b.advertised_host not in ("::", "")  # a wildcard advertises a real address
+        raw = await RawUdp.open()
+        raw.send(make_request("OPTIONS", via=raw.via), b)
+        request, source = await b_in.next()
+        assert source == Peer("udp", "127.0.0.1", raw.port) and seen == ["127.0.0.1"]
+        assert isinstance(request, Request)
+        await b.reply(response_for(request, 200), source)  # back through the mapped address
+        answer = await raw.receive()
+        assert isinstance(answer, Response) and answer.status == 200
+        raw.close()
+
+
+async def test_a_host_name_is_resolved_before_sending() -> None:
+    async with sockets() as (a, _):
+        raw = await RawUdp.open()
+        await a.send(make_request("OPTIONS", via="UDP x"), Peer("udp", "localhost", raw.port))
+        assert isinstance(await raw.receive(), Request)
+        with pytest.raises(SipTransportError, match="resolve"):
+            await a.send(make_request("OPTIONS", via="UDP x"), Peer("udp", "no-such.invalid", 9))
+        raw.close()
+
+
+async def test_a_message_too_large_for_a_datagram_is_refused() -> None:
+    async with sockets() as (a, _):
+        huge = make_request("MESSAGE", via="UDP x", body=b"x" * 70_000)
+        with pytest.raises(SipTransportError, match="datagram"):
+            await a.send(huge, Peer("udp", "127.0.0.1", 9))
+
+
+async def test_a_consumer_that_raises_does_not_stop_the_socket() -> None:
+    async with sockets() as (b, b_in):
+
+        def broken(message: Request | Response, peer: Peer) -> None:
+            raise RuntimeError("bug")
+
+        b.on_message = broken
+        raw = await RawUdp.open()
+        raw.send(make_request("OPTIONS", via=raw.via), b)
+        await raw.silent(0.05)
+        b.on_message = b_in
+        raw.send(make_request("OPTIONS", via=raw.via), b)
+        assert isinstance((await b_in.next())[0], Request)
+        raw.close()
