@@ -41,6 +41,7 @@ from gateway.sip.message import (
     StreamFramer,
     is_keepalive,
     new_branch,
+    new_tag,
     parse_message,
     response_for,
 )
@@ -304,7 +305,7 @@ class SipSockets:
             infos = await loop.getaddrinfo(peer.host, peer.port, type=socket.SOCK_DGRAM)
         except OSError as exc:
             raise SipTransportError(f"cannot resolve {peer.host}: {exc}") from exc
-        wanted = [info for info in infos if info[0] == socket.AF_INET] or infos
+        wanted = [info for info in infos if info[0] == self._udp_family] or infos
         return str(wanted[0][4][0])
 
     def _trust(self, host: str) -> None:
@@ -374,7 +375,7 @@ class SipSockets:
         with contextlib.suppress(SipParseError):
             request = parse_message(data, self.limits)
             if isinstance(request, Request) and request.method == "INVITE":
-                forbidden = response_for(with_received(request, peer), 403)
+                forbidden = response_for(with_received(request, peer), 403, to_tag=new_tag())
                 self._spawn(self._reply_quietly(forbidden, peer))
 
     def _bad_request(self, exc: SipParseError, peer: Peer) -> Response | None:
@@ -383,7 +384,8 @@ class SipSockets:
         if not exc.can_answer or exc.request is None:
             return None
         warning = ("Warning", f"399 {self.advertised_host} {quote(exc.reason)}")
-        return response_for(with_received(exc.request, peer), 400, headers=[warning])
+        request = with_received(exc.request, peer)
+        return response_for(request, 400, to_tag=new_tag(), headers=[warning])
 
     async def _reply_quietly(self, response: Response, peer: Peer) -> None:
         try:
@@ -441,7 +443,8 @@ class SipSockets:
                     if items:
                         first = items[0]
                         if isinstance(first, Request) and first.method == "INVITE":
-                            response = response_for(with_received(first, peer), 403)
+                            forbid = with_received(first, peer)
+                            response = response_for(forbid, 403, to_tag=new_tag())
                             writer.write(response.to_bytes())
                             await writer.drain()
                         return

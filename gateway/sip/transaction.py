@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from gateway.errors import SipError, SipTransportError
-from gateway.sip.message import BRANCH_COOKIE, Request, Response, response_for
+from gateway.sip.message import BRANCH_COOKIE, Request, Response, new_tag, response_for
 from gateway.sip.sockets import Peer, SipSockets
 from gateway.sip.transaction_states import (
     DEFAULT_TIMERS,
@@ -212,7 +212,7 @@ class TransactionLayer:
         elif existing is not None:
             existing.retransmitted(request, peer)
         elif len(self._servers) >= self.max_transactions:
-            busy = response_for(request, 503, headers=[("Retry-After", "5")])
+            busy = response_for(request, 503, to_tag=new_tag(), headers=[("Retry-After", "5")])
             self.spawn_reply(busy, peer)
         elif request.method == "CANCEL":
             self._cancel(request, peer, key)

