@@ -10,7 +10,7 @@ RUN_DEBS := libspandsp2
 # postfix: the relay test runs a private instance of its own (installed "No configuration", so
 # the system's Postfix is neither configured nor started);
 # systemd: systemd-analyze and systemd-sysusers check the unit file offline.
-TEST_DEBS := libspandsp2 tesseract-ocr tesseract-ocr-eng libtiff-tools postfix systemd
+TEST_DEBS := libspandsp2 tesseract-ocr tesseract-ocr-eng libtiff-tools postfix systemd kamailio rtpengine-daemon sip-tester
 BENCH_DEBS := ghostscript postfix libspandsp2 tesseract-ocr tesseract-ocr-eng
 
 .PHONY: run test lint typecheck pytest debs-run debs-test debs-bench bench clean
