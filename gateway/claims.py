@@ -1,10 +1,12 @@
 """What the render stage and the send worker share: the tasks of the jobs they claimed, a
-wake-up event, burst mode, and the renewal of a claimed job's lease while it is worked on."""
+wake-up event, burst mode, the renewal of a claimed job's lease while it is worked on, and a
+heartbeat for the health check."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,6 +25,12 @@ class ClaimLoop:
     def __init__(self) -> None:
         self.wake = asyncio.Event()  # new work arrived, or a slot is free again
         self.tasks: set[asyncio.Task[None]] = set()
+        self.heartbeat = time.monotonic()  # when the run loop last went round
+
+    def beat(self) -> None:
+        """Called by the run loop at each round: a loop that stops going round (stuck in a
+        claim, say) shows in the health check."""
+        self.heartbeat = time.monotonic()
 
     @property
     def lease_s(self) -> float:

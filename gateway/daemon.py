@@ -13,6 +13,11 @@ closes; messages being received (in DATA) finish up to ``smtp.drain_timeout_s`` 
 250; other sessions get 421. SMTP drains while the worker drains (concurrently), so the stop
 takes at most the longer of the two drain times. SIGHUP reloads what is safe to change
 (gateway.reload).
+
+Health (gateway.health): the daemon registers a check per part (store reader and writer, render
+pool, the render, worker and notifier loops); ``GET /healthz`` answers from them, and every
+``HEALTH_INTERVAL_S`` (or half of systemd's ``WatchdogSec=``) they run here: the watchdog is
+pinged only while they pass.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import functools
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +38,7 @@ from gateway.api.server import serve_http
 from gateway.bootstrap import ensure_demo
 from gateway.config import Settings
 from gateway.fetch import fetch_document
+from gateway.health import Health, for_store, loop_alive, render_pool
 from gateway.metrics import MeteredRenderPool, MeteredTransport, Metrics, metrics_endpoint
 from gateway.notify import Notifier
 from gateway.pipeline import RenderStage
@@ -42,6 +49,8 @@ from gateway.transports.loopback import LoopbackTransport
 from gateway.worker import LocalNumbers, Worker
 
 log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_S = 10.0  # how often the health checks run without a systemd watchdog
 
 
 @dataclass
@@ -55,6 +64,7 @@ class Daemon:
     config_path: Path | None = None  # re-read on SIGHUP
     metrics: Metrics = field(default_factory=Metrics)
     reloads: set[asyncio.Task[bool]] = field(default_factory=set)
+    health_clock: Callable[[], float] = time.monotonic  # how long a health problem has lasted
 
     async def start(self) -> None:
         s = self.settings
@@ -98,6 +108,7 @@ class Daemon:
         self.notifier_task = asyncio.create_task(
             self.notifier.run(self.notify_stop), name="notifier"
         )
+        self.health = self._health_checks()
         self.smtp = SmtpServer(
             IntakeHandler(
                 self.store,
@@ -116,6 +127,7 @@ class Daemon:
             s,
             on_created=self.render.wake.set,
             metrics_app=metrics_endpoint(self.metrics, self.store),
+            health=self.health,
         )
         self.http_task = asyncio.create_task(
             serve_http(app, s.http, self.http_stop, on_ready=http_ready.set_result), name="http"
@@ -137,8 +149,48 @@ class Daemon:
         self.announce(f"fax-gateway ready: {listeners}")
         # Last, once every listener (SMTP, HTTP) accepts: systemd starts dependents now.
         sdnotify.ready(listeners)
+        self.listeners = listeners
+        self.watch_task = asyncio.create_task(self._watch_health(), name="health")
+
+    def _health_checks(self) -> Health:
+        health = for_store(self.store, self.health_clock)
+        health.add("render_pool", render_pool(self.pool))
+        # A loop sleeps at most 5 poll intervals between rounds when idle.
+        stale = max(30.0, self.settings.worker.poll_s * 5 * 3)
+        clock = self.health_clock
+        render, worker = self.render, self.worker
+        health.add("render", loop_alive(self.tasks[0], lambda: render.heartbeat, stale, clock))
+        health.add("worker", loop_alive(self.tasks[1], lambda: worker.heartbeat, stale, clock))
+        health.add("notifier", loop_alive(self.notifier_task))
+        return health
+
+    async def _watch_health(self) -> None:
+        """Ping systemd's watchdog while every health check passes; when one fails, say which
+        (the log, ``systemctl status``) and ping no more, so that systemd restarts a daemon
+        that stays broken. Running the checks regularly also times lasting problems."""
+        interval = sdnotify.watchdog_interval() or HEALTH_INTERVAL_S
+        unhealthy = ""
+        while True:
+            if self.stopping.is_set():
+                sdnotify.watchdog()  # a drain is no hang: the stop has a time limit of its own
+            else:
+                report = await self.health.check()
+                if report.healthy:
+                    sdnotify.watchdog()
+                    if unhealthy:
+                        log.warning("healthy again")
+                        sdnotify.status(self.listeners)
+                    unhealthy = ""
+                elif report.summary != unhealthy:
+                    unhealthy = report.summary
+                    parts = ", ".join(f"{name}: {report.checks[name]}" for name in report.failing)
+                    log.error("%s (%s)", report.summary, parts)
+                    sdnotify.status(f"{report.summary} ({parts})")
+            await asyncio.sleep(interval)
+
 
     async def stop(self) -> None:
+        self.stopping.set()  # the health watch keeps the watchdog fed through the drain
         sdnotify.stopping()
         self.work_stop.set()  # claim nothing new; running transmissions may finish (drain)
         self.http_stop.set()  # requests in flight finish (http.shutdown_timeout_s)
@@ -154,6 +206,8 @@ class Daemon:
         # Every render has finished or been handed back by now: nothing to wait for.
         await self.pool.close(grace_seconds=0)
         await self.store.close()
+        self.watch_task.cancel()
+        await asyncio.gather(self.watch_task, return_exceptions=True)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -97,6 +97,7 @@ class RenderStage(ClaimLoop):
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and render until ``stop`` is set; then drain (see ``drain``)."""
         while not stop.is_set():
+            self.beat()
             self.wake.clear()  # before claiming: new mail or a freed slot meanwhile wakes us
             if await self.run_once():
                 continue

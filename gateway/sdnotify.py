@@ -5,6 +5,11 @@ before units ordered after it start), so the daemon sends it only once SMTP (and
 ``STOPPING=1`` and ``RELOADING=1`` keep ``systemctl status`` truthful during a drain or a
 SIGHUP. Outside systemd (no ``NOTIFY_SOCKET``) every call is a no-op, so the daemon can call
 these unconditionally.
+
+With ``WatchdogSec=`` systemd expects ``WATCHDOG=1`` at least that often and restarts the
+service when it stops coming. The daemon pings only while its health check passes
+(gateway.health); when it fails, it sends ``STATUS=unhealthy: <parts>`` instead, so a daemon
+that stays broken (or whose event loop hangs) is restarted, and ``systemctl status`` says why.
 """
 
 from __future__ import annotations
@@ -61,3 +66,25 @@ def reloading() -> bool:
     # MONOTONIC_USEC lets systemd >= 253 (Type=notify-reload) match the reload to this signal.
     usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     return notify("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading configuration")
+
+
+def watchdog_interval(environ: dict[str, str] | None = None) -> float | None:
+    """Seconds between watchdog pings (half of ``WatchdogSec=``, as sd_watchdog_enabled(3)
+    advises), or None when systemd expects none (or expects them from another process)."""
+    env = os.environ if environ is None else environ
+    try:
+        usec = int(env.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    pid = env.get("WATCHDOG_PID")
+    if usec <= 0 or (pid and pid != str(os.getpid())):
+        return None
+    return usec / 1e6 / 2
+
+
+def watchdog() -> bool:
+    return notify("WATCHDOG=1")
+
+
+def status(text: str) -> bool:
+    return notify(f"STATUS={text}")

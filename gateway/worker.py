@@ -99,6 +99,7 @@ class Worker(ClaimLoop):
         """Claim and send until ``stop`` is set; then drain (see ``drain``)."""
         await self._recover()
         while not stop.is_set():
+            self.beat()
             self.wake.clear()  # before claiming, so a line freed meanwhile is not missed
             if await self.run_once():
                 continue

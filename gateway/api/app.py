@@ -40,6 +40,7 @@ from gateway.api.uploads import read_json_object
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.guard import AuthGuard
+from gateway.health import Health, for_store
 from gateway.store import Store
 
 
@@ -70,8 +71,13 @@ def _route(path: str, **handlers: Endpoint) -> Route:
 
 
 async def _healthz(request: Request) -> Response:
-    await api_of(request).store.count_accounts()  # a store that cannot answer is not healthy
-    return Response(dumps({"status": "ok"}), media_type=JSON)
+    """Every part's state (gateway.health); 503 naming the failing parts when any fails, so
+    that load balancers and monitors can act."""
+    health: Health = request.app.state.health
+    report = await health.check()
+    if not report.healthy:
+        raise HttpError(503, report.summary, report.checks)
+    return Response(dumps({"status": "ok", "data": report.checks}), media_type=JSON)
 
 
 async def _api_auth(request: Request) -> Response:
@@ -148,9 +154,11 @@ def create_app(
     *,
     on_created: Callable[[], None] | None = None,
     metrics_app: ASGIApp | None = None,
+    health: Health | None = None,
 ) -> Starlette:
     """The API over an open ``store``; ``on_created()`` is called after each new job commits
-    (the daemon passes the render stage's wake-up); ``metrics_app`` serves ``GET /metrics``."""
+    (the daemon passes the render stage's wake-up); ``metrics_app`` serves ``GET /metrics``;
+    ``health`` answers ``GET /healthz`` (by default, the store's checks alone)."""
     api = Api(
         store=store,
         settings=settings,
@@ -187,4 +195,5 @@ def create_app(
         exception_handlers=handlers,
     )
     app.state.api = api
+    app.state.health = health or for_store(store)
     return app

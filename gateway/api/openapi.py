@@ -36,7 +36,8 @@ _A = "/v2/accounts/{account_id}"
 _F = _A + "/faxes/{folder}/{fax_id}"
 _LIST = ("page_size", "start_key", "ascending", "paginate", "created_from", "created_to")
 OPS: tuple[Op, ...] = (
-    Op("get", "/healthz", "Liveness and store check", answer=shapes.Health, errors=(503,),
+    Op("get", "/healthz", "Health of every part (store, writer, render pool, loops); 503 names"
+       " the failing ones", answer=shapes.Health, errors=(503,),
        public=True, tags=("service",)),
     Op("put", "/v2/api_auth", "Exchange an account's API key for an auth token", ok=201,
        answer=shapes.AuthEnvelope, body="api_auth", errors=(400, 401), public=True,

@@ -231,4 +231,10 @@ class AuthEnvelope(_Out):
 
 
 class Health(_Out):
+    """``GET /healthz`` when every part works: ``data`` maps each part checked (``store``,
+    ``writer``, ``render_pool``, ``render``, ``worker``, ``notifier``) to ``"ok"``. When one
+    does not, the answer is a 503 ``ErrorEnvelope`` whose message names the failing parts
+    (``"unhealthy: writer"``) and whose ``data`` maps each part to ``"ok"`` or its problem."""
+
     status: Literal["ok"]
+    data: dict[str, str]

@@ -259,16 +259,21 @@ class RenderPool:
         raise AssertionError("unreachable")
 
     def problem(self) -> str | None:
-        """Why the pool cannot render now (for the health check); None when it can."""
+        """Why the pool could not render now (for the health check); None when it can.
+
+        A pool broken while idle (a worker killed from outside: the OOM killer, an admin) is
+        reported once and restarted, as the next render would do: a load balancer that takes
+        the node out on a 503 would otherwise bring no render to repair it."""
         if self._closed:
             return "closed"
         executor = self._executor
         if getattr(executor, "_broken", False):
-            return "broken: a worker process died and the pool was not restarted"
+            self._restart(self._generation)
+            return "broken (a worker process died); restarted"
         processes = list((getattr(executor, "_processes", None) or {}).values())
         dead = sum(1 for process in processes if process.exitcode is not None)
         if processes and dead == len(processes):
-            return f"no worker alive ({dead} exited)"
+            return f"no worker process alive ({dead} exited)"
         return None
 
     async def close(self, grace_seconds: float = 5.0) -> None:

@@ -187,21 +187,25 @@ class Database:
         finally:
             await dest.close()
 
-    def writer_health(self) -> str | None:
-        """The writer's state now, for the health check: None (no transaction open), "busy"
-        (a transaction under the lock: work under way), "in a transaction" while nobody holds
-        the lock (nothing will end it, and every later BEGIN fails), or "closed". Another
-        process holding SQLite's write lock only makes ours wait (busy_timeout): not seen."""
-        writer = self._writer
-        if writer is None:
+    async def writer_health(self, wait_s: float = 1.0) -> str | None:
+        """The writer's state, for the health check: None (usable), "closed", "in a
+        transaction" although we hold the lock (nothing will ever end it, and every later
+        BEGIN fails), or "busy" (the lock was not free within ``wait_s``). Another process
+        holding SQLite's write lock only makes our transactions wait (busy_timeout)."""
+        if self._writer is None:
             return "closed"
         try:
-            open_transaction = writer.in_transaction
+            await asyncio.wait_for(self._lock.acquire(), wait_s)
+        except TimeoutError:
+            return "busy"
+        try:
+            if self._writer is None:
+                return "closed"
+            return "in a transaction" if self._writer.in_transaction else None
         except (ValueError, sqlite3.Error):  # aiosqlite's "no active connection"
             return "closed"
-        if not open_transaction:
-            return None
-        return "busy" if self._lock.locked() else "in a transaction"
+        finally:
+            self._lock.release()
 
 
 async def _switch_to_wal(conn: aiosqlite.Connection, tries: int = 100) -> None:

@@ -133,7 +133,7 @@ async def test_trailing_slash_cors_and_request_id(
 
 async def test_healthz_and_openapi_are_public(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
-    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert health.status_code == 200 and health.json()["status"] == "ok"
     spec = await client.get("/v2/openapi.json")
     assert spec.status_code == 200
     assert spec.headers["content-type"] == "application/json"
@@ -152,5 +152,5 @@ async def test_a_failing_store_is_503_not_500(
 ) -> None:
     await store.close()
     body = assert_error(await client.get("/healthz"), 503)
-    assert body["message"] == "datastore_fault"
+    assert body["message"] == "unhealthy: store, writer"
     assert_error(await client.get(faxes_url(tenant, "outbox"), headers=auth(tenant)), 503)
