@@ -70,7 +70,7 @@ def _call(tiff: bytes, pages: int = 1, number: str = "+14155550123") -> Outbound
 
 
 def send(tiff: bytes, pages: int) -> TxResult:
-    result = place_call(CallRequest(_call(tiff, pages), ANSWER, capture=False))
+    result = place_call(CallRequest(_call(tiff, pages), ANSWER, capture=False)).result
     assert result.success, result
     assert result.pages_sent == pages, result
     return result
@@ -174,10 +174,7 @@ async def throughput(doc: SourceDocument, jobs: int, lines: int, executor: str) 
             list(pool.map(place_call, [CallRequest(_call(tiff), ANSWER, False)] * lines))
         line = LoopbackTransport({}, executor=pool)
 
-        async def to_pdf(data: bytes) -> bytes:
-            return pdf
-
-        worker = Worker(store, line, settings.worker, to_pdf)
+        worker = Worker(store, line, settings.worker)
         started = time.perf_counter()
         await worker.run_until_idle()
         wall = time.perf_counter() - started

@@ -39,14 +39,15 @@ from gateway.bootstrap import ensure_demo
 from gateway.config import Settings
 from gateway.fetch import fetch_document
 from gateway.health import Health, for_store, loop_alive, render_pool
+from gateway.inbound import FaxboxInbound
 from gateway.metrics import MeteredRenderPool, MeteredTransport, Metrics, metrics_endpoint
 from gateway.notify import Notifier
 from gateway.pipeline import RenderStage
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
 from gateway.store import Store
-from gateway.transports.loopback import LoopbackTransport
-from gateway.worker import LocalNumbers, Worker
+from gateway.transports.factory import build_transport
+from gateway.worker import Worker, lease_owner
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +77,23 @@ class Daemon:
         self.pool = MeteredRenderPool(
             self.metrics, s.render.workers or None, s.render.document_timeout_s
         )
-        local_numbers = LocalNumbers()
-        self.transport = LoopbackTransport(
-            s.transport.loopback.remotes, local_numbers, pace=s.transport.loopback.pace
+        owner = lease_owner()
+        self.inbound = FaxboxInbound(
+            self.store,
+            self.pool.to_pdf,
+            owner,
+            s.worker.lease_s,
+            on_finished=lambda _fax_id: self.notifier.wake.set(),
         )
+        self.transport = build_transport(s.transport, self.inbound)
         self.worker = Worker(
             self.store,
             MeteredTransport(self.transport, self.metrics),
             s.worker,
-            self.pool.to_pdf,
-            local_numbers,
+            owner,
             on_finished=lambda _fax_id: self.notifier.wake.set(),
         )
+        await self.transport.start()
         self.render = RenderStage(
             self.store,
             self.pool,
@@ -188,7 +194,6 @@ class Daemon:
                     sdnotify.status(f"{report.summary} ({parts})")
             await asyncio.sleep(interval)
 
-
     async def stop(self) -> None:
         self.stopping.set()  # the health watch keeps the watchdog fed through the drain
         sdnotify.stopping()
@@ -203,6 +208,7 @@ class Daemon:
         self.notify_stop.set()
         await asyncio.gather(self.notifier_task, return_exceptions=True)
         await self.transport.close()
+        await self.inbound.close()
         # Every render has finished or been handed back by now: nothing to wait for.
         await self.pool.close(grace_seconds=0)
         await self.store.close()

@@ -151,6 +151,9 @@ class MeteredTransport:
         self.inner = inner
         self.metrics = metrics
 
+    async def start(self) -> None:
+        await self.inner.start()
+
     async def send(self, call: OutboundCall) -> TxResult:
         try:
             result = await self.inner.send(call)

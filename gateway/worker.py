@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from gateway.claims import ClaimLoop
@@ -22,18 +23,6 @@ from gateway.store.jobs import AttemptOutcome, Claim
 from gateway.transports.base import FailureClass, FaxTransport, OutboundCall, TxResult
 
 log = logging.getLogger(__name__)
-
-PdfMaker = Callable[[bytes], Awaitable[bytes]]
-
-
-class LocalNumbers:
-    """Numbers of our own faxboxes, for the loopback line (which asks synchronously)."""
-
-    def __init__(self) -> None:
-        self.numbers: set[str] = set()
-
-    def __call__(self, number: str) -> bool:
-        return number in self.numbers
 
 
 def retry_delay(failure_class: FailureClass, settings: WorkerSettings) -> float:
@@ -59,7 +48,16 @@ def tx_result_of(result: TxResult, pages: int, elapsed: float) -> dict[str, Any]
         "time_elapsed": round(max(0.0, elapsed)),
         "line_seconds": round(result.line_seconds, 1),
         "failure_class": result.failure_class.value if result.failure_class else None,
+        **({"sip_code": result.sip_code} if result.sip_code is not None else {}),
+        **({"media": result.media} if result.media is not None else {}),
     }
+
+
+def lease_owner() -> str:
+    """A new lease holder's name: host, process and a random part (two workers in one process
+    are two holders). A daemon gives its worker and its inbound line the same one, so that a
+    stop hands back both the transmissions and the receptions it was running."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def decide(
@@ -80,8 +78,6 @@ class Worker(ClaimLoop):
         store: Store,
         transport: FaxTransport,
         settings: WorkerSettings,
-        make_pdf: PdfMaker,
-        local_numbers: LocalNumbers | None = None,
         owner: str | None = None,
         on_finished: Callable[[str], None] = lambda fax_id: None,
     ) -> None:
@@ -89,9 +85,7 @@ class Worker(ClaimLoop):
         self.store = store
         self.transport = transport
         self.settings = settings
-        self.make_pdf = make_pdf
-        self.local_numbers = local_numbers or LocalNumbers()
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = owner or lease_owner()
         self.on_finished = on_finished
         self.calls: set[asyncio.Task[TxResult]] = set()  # calls on the line now
 
@@ -187,9 +181,7 @@ class Worker(ClaimLoop):
         """One attempt: send, record the outcome (and a local faxbox's reception), never raise
         for an unsuccessful call. The lease is renewed for as long as this runs."""
         fax = claim.fax
-        leases = [fax.id]
-        renewer = asyncio.create_task(self.keep_leases(leases))
-        inbound_id: str | None = None
+        renewer = asyncio.create_task(self.keep_leases([fax.id]))
         try:
             try:
                 images = await self.store.fax_documents(fax.id, "tiff")
@@ -200,19 +192,6 @@ class Worker(ClaimLoop):
                         "the fax image is missing",
                     )
                 else:
-                    local = await self.store.faxbox_by_fax_number(fax.to_number)
-                    if local is not None:
-                        self.local_numbers.numbers.add(fax.to_number)
-                        inbound_id = await self.store.begin_inbound(
-                            local,
-                            fax.from_number,
-                            fax.fax_identity_number,
-                            self.owner,
-                            self.settings.lease_s,
-                        )
-                        leases.append(inbound_id)
-                    else:
-                        self.local_numbers.numbers.discard(fax.to_number)
                     call = OutboundCall(
                         fax_id=fax.id,
                         to_number=fax.to_number,
@@ -238,9 +217,6 @@ class Worker(ClaimLoop):
                     FailureClass.LINE, "transmission error", f"transmission failed: {exc}"
                 )
             try:
-                if inbound_id is not None:
-                    # The far end's side first: once the call is over, the fax is in its inbox.
-                    await self._deliver_inbound(inbound_id, result)
                 await self._record(claim, result)
             except GatewayError:
                 log.exception("worker fax=%s: cannot record attempt %d", fax.id, claim.attempt)
@@ -290,28 +266,6 @@ class Worker(ClaimLoop):
         )
         if recorded and outcome != "retry":
             self.on_finished(fax.id)
-
-    async def _deliver_inbound(self, inbound_id: str, result: TxResult) -> None:
-        received = result.received
-        rx: dict[str, Any] = {
-            "success": bool(received and received.success and received.pages > 0),
-            "result_text": received.result_text if received else result.result_text,
-            "total_pages": received.pages if received else 0,
-            "pages_received": received.pages if received else 0,
-            "fax_speed": received.fax_speed if received else 0,
-            "fax_error_correction": received.fax_error_correction if received else False,
-            "fax_bad_rows": received.fax_bad_rows if received else 0,
-            "remote_tsi": received.remote_tsi if received else None,
-        }
-        tiff = received.tiff if received and received.pages else None
-        pdf = None
-        if tiff:
-            try:
-                pdf = await self.make_pdf(tiff)
-            except Exception:  # the TIFF is kept; the PDF rendition can be made again later
-                log.exception("inbound fax=%s: no PDF rendition", inbound_id)
-        if await self.store.finish_inbound(inbound_id, rx, tiff, pdf, rx["pages_received"]):
-            self.on_finished(inbound_id)
 
 
 def _no_call(failure_class: FailureClass, result_text: str, reason: str) -> TxResult:

@@ -15,11 +15,12 @@ from PIL import Image, ImageSequence
 
 from gateway.config import Settings
 from gateway.documents.pool import RenderPool
+from gateway.inbound import FaxboxInbound
 from gateway.models import Direction, Fax, FaxStatus
 from gateway.pipeline import RenderStage
 from gateway.store import Store
 from gateway.transports.loopback import LoopbackTransport
-from gateway.worker import LocalNumbers, Worker
+from gateway.worker import Worker
 from tests.builders import image_bytes, make_email, pdf_bytes, tiff_bytes
 from tests.conftest import Clock, SmtpHarness, Tenant, make_tenant
 
@@ -52,9 +53,9 @@ class Gateway:
 @pytest.fixture
 async def gateway(store: Store, smtp: SmtpHarness, settings: Settings) -> AsyncIterator[Gateway]:
     pool = RenderPool(2, 30)
-    local_numbers = LocalNumbers()
-    line = LoopbackTransport({}, local_numbers)
-    worker = Worker(store, line, settings.worker, pool.to_pdf, local_numbers)
+    inbound = FaxboxInbound(store, pool.to_pdf, "w", settings.worker.lease_s)
+    line = LoopbackTransport({}, inbound)
+    worker = Worker(store, line, settings.worker, "w")
     yield Gateway(store, smtp, RenderStage(store, pool, settings), worker)
     await line.close()
     await pool.close()

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
+from gateway.inbound import FaxboxInbound
 from gateway.models import FaxStatus
 from gateway.store import Store
 from gateway.store.jobs import AttemptOutcome
 from gateway.transports.base import FaxTransport
 from gateway.transports.loopback import LoopbackTransport
-from gateway.worker import LocalNumbers, Worker
+from gateway.worker import Worker
 from tests.conftest import Clock, Tenant, make_settings, make_tenant
 from tests.engine import HeldLine, g4_pdf, pending_job, settle, until
 
@@ -38,13 +39,9 @@ REMOTES = {
 }
 
 
-async def fake_pdf(tiff: bytes) -> bytes:
-    return g4_pdf(1)
-
-
 def worker_for(store: Store, transport: FaxTransport, tmp_path: Path, **worker: Any) -> Worker:
     settings: Settings = make_settings(tmp_path, worker=worker)
-    return Worker(store, transport, settings.worker, fake_pdf, owner="test-worker")
+    return Worker(store, transport, settings.worker, owner="test-worker")
 
 
 @pytest.fixture
@@ -372,10 +369,9 @@ async def test_a_call_that_has_ended_is_recorded_even_past_the_drain_timeout(
         await pdf_gate.wait()
         return g4_pdf(1)
 
-    numbers = LocalNumbers()
-    line = LoopbackTransport({}, numbers)
     settings = make_settings(tmp_path, worker={"drain_timeout_s": 0.05})
-    worker = Worker(store, line, settings.worker, slow_pdf, numbers, owner="w")
+    line = LoopbackTransport({}, FaxboxInbound(store, slow_pdf, "w", settings.worker.lease_s))
+    worker = Worker(store, line, settings.worker, owner="w")
     stop = asyncio.Event()
     run = asyncio.create_task(worker.run(stop))
     await asyncio.wait_for(pdf_wanted.wait(), 10)  # the call is over, the recording is not

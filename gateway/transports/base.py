@@ -38,7 +38,7 @@ class OutboundCall:
 
 @dataclass(frozen=True)
 class ReceivedFax:
-    """The image the far end received, when the far end is one of our own faxboxes."""
+    """The image an inbound call delivered, with the figures of ``rx_result``."""
 
     tiff: bytes
     pages: int
@@ -64,11 +64,45 @@ class TxResult:
     fax_error_correction: bool
     fax_receiver_id: str | None  # the remote CSI
     fax_bad_rows: int
-    line_seconds: float  # simulated seconds of line time the call took
-    received: ReceivedFax | None = None
+    line_seconds: float  # seconds of line time the call took (simulated on the loopback)
+    sip_code: int | None = None  # the final SIP status of the call, when it went over SIP
+    media: str | None = None  # "t38" or "g711" when media flowed
+
+
+@dataclass(frozen=True)
+class ArrivingCall:
+    """A call arriving on any transport, as the far end dialled it."""
+
+    dialled: str  # Request-URI user part, else the To user; normalized by the inbound line
+    caller_number: str | None
+    caller_name: str | None
+    region: str | None = None  # the trunk's region for national forms (None: the default)
+
+
+@dataclass(frozen=True)
+class Reception:
+    """An admitted inbound call: a fax in folder ``incoming`` of the faxbox that has the number."""
+
+    fax_id: str
+    faxbox_id: str
+    csi: str | None  # our called subscriber id (the faxbox's fax identity)
+
+
+class InboundLine(Protocol):
+    """Where every transport hands in arriving calls (one implementation: ``gateway.inbound``).
+
+    ``received`` is called exactly once for each admitted call, also when nothing arrived
+    (``ReceivedFax(success=False, pages=0, ...)``): the fax is then recorded as failed.
+    """
+
+    async def arriving(self, call: ArrivingCall) -> Reception | None: ...
+
+    async def received(self, reception: Reception, fax: ReceivedFax) -> None: ...
 
 
 class FaxTransport(Protocol):
+    async def start(self) -> None: ...
+
     async def send(self, call: OutboundCall) -> TxResult: ...
 
     async def close(self) -> None: ...

@@ -54,6 +54,7 @@ class CallRequest:
     call: OutboundCall
     remote: Remote
     capture: bool  # hand back what the remote received (the number is a local faxbox)
+    remote_ident: str | None = None  # the remote's CSI (a local faxbox's identity); else the number
     # Wall-clock seconds per simulated line second: 0 runs as fast as the CPU allows; 1 takes
     # as long as a real call would. Tests and demos use it to catch a call in progress.
     pace: float = 0.0
@@ -64,7 +65,20 @@ def max_line_seconds(pages: int) -> int:
     return 120 + 180 * max(pages, 1)
 
 
-def place_call(request: CallRequest) -> TxResult:
+@dataclass(frozen=True)
+class LineOutcome:
+    """Both ends of a loopback call: our result, and what the remote received if captured."""
+
+    result: TxResult
+    received: ReceivedFax | None = None
+
+
+def place_call(request: CallRequest) -> LineOutcome:
+    outcome = _place_call(request)
+    return outcome if isinstance(outcome, LineOutcome) else LineOutcome(outcome)
+
+
+def _place_call(request: CallRequest) -> TxResult | LineOutcome:
     remote = request.remote
     if remote.kind is RemoteKind.BUSY:
         return _paced(_without_t30(CAUSE_USER_BUSY, "Busy", BUSY_SECONDS), request.pace)
@@ -102,7 +116,7 @@ def _without_t30(cause: int, text: str, seconds: float) -> TxResult:
     )
 
 
-def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
+def _run_t30(request: CallRequest, tmp: Path) -> LineOutcome:
     call, remote = request.call, request.remote
     tx_path, rx_path = tmp / "tx.tif", tmp / "rx.tif"
     tx_path.write_bytes(call.tiff)
@@ -113,7 +127,8 @@ def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
         # A machine that offers no receive file leaves "ready to receive" out of its DIS:
         # that is how a remote refuses the document (T30_ERR_RX_INCAPABLE at our end).
         refuse = remote.kind is RemoteKind.REFUSE
-        machine.configure(T30Config(ident=call.to_number, rx_file=None if refuse else str(rx_path)))
+        ident = request.remote_ident or call.to_number
+        machine.configure(T30Config(ident=ident, rx_file=None if refuse else str(rx_path)))
         blocks = _pump(gateway, machine, remote, max_line_seconds(call.pages), request.pace)
         sent, got = gateway.stats(), machine.stats()
         code = gateway.completion if gateway.completion is not None else sent.status
@@ -123,7 +138,7 @@ def _run_t30(request: CallRequest, tmp: Path) -> TxResult:
     received = None
     if request.capture and got.pages_rx > 0 and rx_path.exists():
         received = _received(rx_path.read_bytes(), got, remote_tsi, machine_code)
-    return tx_result(code, sent, receiver_id, blocks / BLOCKS_PER_SECOND, received)
+    return LineOutcome(tx_result(code, sent, receiver_id, blocks / BLOCKS_PER_SECOND), received)
 
 
 def _pump(
@@ -197,7 +212,6 @@ def tx_result(
     sent: Stats,
     receiver_id: str | None,
     seconds: float,
-    received: ReceivedFax | None = None,
 ) -> TxResult:
     """The sending side's T.30 outcome as a ``TxResult`` (failure class from ``classify``)."""
     text = completion_text(code)
@@ -214,7 +228,6 @@ def tx_result(
         fax_receiver_id=receiver_id,
         fax_bad_rows=sent.bad_rows,
         line_seconds=round(seconds, 2),
-        received=received,
     )
 
 

@@ -14,12 +14,13 @@ from pypdf import PdfReader
 
 from gateway.config import Settings
 from gateway.documents.pool import RenderPool
+from gateway.inbound import FaxboxInbound
 from gateway.models import Direction, FaxStatus, NotificationState
 from gateway.notify import Notifier
 from gateway.pipeline import RenderStage
 from gateway.store import Store
 from gateway.transports.loopback import LoopbackTransport
-from gateway.worker import LocalNumbers, Worker
+from gateway.worker import Worker
 from tests.builders import make_email, pdf_bytes
 from tests.conftest import Clock, SmtpHarness, Tenant, make_tenant
 from tests.notify.support import Collector, notify_settings, pdf_attachments
@@ -45,8 +46,6 @@ async def gateway(
     store: Store, smtp: SmtpHarness, settings: Settings, collector: Collector, tmp_path
 ) -> AsyncIterator[Gateway]:
     pool = RenderPool(2, 30)
-    local_numbers = LocalNumbers()
-    line = LoopbackTransport({"+1415555020*": "busy"}, local_numbers)
     notifier = Notifier(store, notify_settings(tmp_path, collector.port).notifications)
     woken: list[str] = []
 
@@ -54,7 +53,9 @@ async def gateway(
         woken.append(fax_id)
         notifier.wake.set()
 
-    worker = Worker(store, line, settings.worker, pool.to_pdf, local_numbers, on_finished=finished)
+    inbound = FaxboxInbound(store, pool.to_pdf, "w", settings.worker.lease_s, on_finished=finished)
+    line = LoopbackTransport({"+1415555020*": "busy"}, inbound)
+    worker = Worker(store, line, settings.worker, "w", on_finished=finished)
     yield Gateway(store, smtp, RenderStage(store, pool, settings), worker, notifier, woken)
     await notifier.close()
     await line.close()

@@ -14,10 +14,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gateway.transports.base import FailureClass, FaxTransport, OutboundCall, TxResult
+from gateway.transports.base import (
+    FailureClass,
+    FaxTransport,
+    OutboundCall,
+    ReceivedFax,
+    TxResult,
+)
 from gateway.transports.loopback import LoopbackTransport
 from gateway.transports.remotes import RemoteDirectory
 from gateway.transports.session import CallRequest, place_call
+from tests.transports.inbound_recorder import RecordingInbound
 
 MakeCall = Callable[..., OutboundCall]
 LOCAL = "+15559990000"
@@ -33,8 +40,13 @@ REMOTES = {
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[LoopbackTransport]:
-    line = LoopbackTransport(REMOTES, local_numbers=lambda number: number == LOCAL)
+def inbound() -> RecordingInbound:
+    return RecordingInbound(lambda number: number == LOCAL)
+
+
+@pytest.fixture
+async def transport(inbound: RecordingInbound) -> AsyncIterator[LoopbackTransport]:
+    line = LoopbackTransport(REMOTES, inbound)
     yield line
     await line.close()
 
@@ -58,21 +70,25 @@ def test_transport_satisfies_protocol(transport: LoopbackTransport) -> None:
     assert checked is transport
 
 
-async def test_one_page(transport: LoopbackTransport, make_call: MakeCall) -> None:
+async def test_one_page(
+    transport: LoopbackTransport, inbound: RecordingInbound, make_call: MakeCall
+) -> None:
     result = await transport.send(make_call("+15551230000", pages=1))
     assert_clean_success(result, 1, "+15551230000")
     assert result.fax_speed == 14400  # clean line: V.17 at full speed
-    assert result.received is None  # not a local number
+    assert inbound.faxes == []  # not a local number: offered to the inbound line, not admitted
+    assert [call.dialled for call in inbound.arrived] == ["+15551230000"]
 
 
 async def test_multi_page_to_local_faxbox(
-    transport: LoopbackTransport, make_call: MakeCall
+    transport: LoopbackTransport, inbound: RecordingInbound, make_call: MakeCall
 ) -> None:
     call = make_call(LOCAL, pages=3)
     result = await transport.send(call)
     assert_clean_success(result, 3, LOCAL)
 
-    received = result.received
+    assert inbound.arrived[0].caller_number == call.from_number
+    received = inbound.last
     assert received is not None
     assert received.success
     assert received.pages == 3
@@ -88,23 +104,23 @@ async def test_multi_page_to_local_faxbox(
         assert header.getextrema()[0] == 0, "no header line stamped"
 
 
-def first_rows_extrema(result: TxResult) -> tuple[int, int]:
-    assert result.received is not None
-    with Image.open(io.BytesIO(result.received.tiff)) as image:
+def first_rows_extrema(received: ReceivedFax) -> tuple[int, int]:
+    with Image.open(io.BytesIO(received.tiff)) as image:
         return image.convert("L").crop((0, 0, 1728, 32)).getextrema()  # type: ignore[return-value]
 
 
 async def test_header_line_follows_identity(make_call: MakeCall) -> None:
-    line = LoopbackTransport(local_numbers=lambda _number: True)
+    inbound = RecordingInbound()
+    line = LoopbackTransport(inbound=inbound)
     try:
-        tsi_only = await line.send(make_call(LOCAL, tsi="+4930123456", header=None))
-        anonymous = await line.send(make_call(LOCAL, tsi=None, header=None, from_number=None))
+        await line.send(make_call(LOCAL, tsi="+4930123456", header=None))
+        await line.send(make_call(LOCAL, tsi=None, header=None, from_number=None))
     finally:
         await line.close()
-    assert tsi_only.received is not None and anonymous.received is not None
-    assert tsi_only.received.remote_tsi == "+4930123456"
+    (_, tsi_only), (_, anonymous) = inbound.faxes
+    assert tsi_only.remote_tsi == "+4930123456"
     assert first_rows_extrema(tsi_only)[0] == 0  # header line with date, TSI and page
-    assert anonymous.received.remote_tsi is None
+    assert anonymous.remote_tsi is None
     assert first_rows_extrema(anonymous) == (255, 255)  # nothing stamped: the page as sent
 
 
@@ -140,7 +156,8 @@ async def test_remote_hangs_up_after_first_of_three_pages(
 async def test_hangup_after_n_pages_to_local_faxbox(
     make_call: MakeCall, after: int, sent: int
 ) -> None:
-    line = LoopbackTransport({LOCAL: f"hangup_after:{after}"}, local_numbers=lambda _n: True)
+    inbound = RecordingInbound()
+    line = LoopbackTransport({LOCAL: f"hangup_after:{after}"}, inbound)
     try:
         result = await line.send(make_call(LOCAL, pages=3))
     finally:
@@ -148,10 +165,11 @@ async def test_hangup_after_n_pages_to_local_faxbox(
     complete = sent == 3  # hanging up after the last page is a normal end of call
     assert result.success is complete
     assert result.pages_sent == sent
-    assert result.received is not None
-    assert result.received.pages == sent
-    assert result.received.success is complete
-    with Image.open(io.BytesIO(result.received.tiff)) as image:
+    received = inbound.last
+    assert received is not None
+    assert received.pages == sent
+    assert received.success is complete
+    with Image.open(io.BytesIO(received.tiff)) as image:
         assert getattr(image, "n_frames", 1) == sent
 
 
@@ -234,19 +252,20 @@ async def test_concurrent_calls_do_not_interfere(
 
 async def test_process_pool_executor(make_call: MakeCall) -> None:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        line = LoopbackTransport(executor=pool, local_numbers=lambda _number: True)
+        inbound = RecordingInbound()
+        line = LoopbackTransport(executor=pool, inbound=inbound)
         result = await line.send(make_call(LOCAL, pages=2))
         await line.close()  # does not shut down a pool it does not own
         assert pool.submit(int, "7").result() == 7
     assert_clean_success(result, 2, LOCAL)
-    assert result.received is not None and result.received.pages == 2
+    assert inbound.last is not None and inbound.last.pages == 2
 
 
 def test_one_page_costs_well_under_a_second_of_cpu(make_call: MakeCall) -> None:
     request = CallRequest(make_call("+15551230000"), RemoteDirectory({}).lookup("x"), True)
     place_call(request)  # warm up: library load, TIFF codecs
     started = time.process_time()
-    result = place_call(request)
+    result = place_call(request).result
     cpu = time.process_time() - started
     assert result.success
     assert cpu < 0.25, f"{cpu:.3f} s CPU for one page"

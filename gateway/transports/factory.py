@@ -1,0 +1,17 @@
+"""One place chooses the transport: ``[transport] kind`` → a ``FaxTransport``."""
+
+from __future__ import annotations
+
+from gateway.config import TransportSettings
+from gateway.errors import ConfigError
+from gateway.transports.base import FaxTransport, InboundLine
+
+
+def build_transport(settings: TransportSettings, inbound: InboundLine) -> FaxTransport:
+    """The configured transport, handing its arriving calls to ``inbound``. Building it loads
+    libspandsp (a TransmitError if it cannot), so a broken install stops the start."""
+    if settings.kind == "loopback":
+        from gateway.transports.loopback import LoopbackTransport
+
+        return LoopbackTransport(settings.loopback.remotes, inbound, pace=settings.loopback.pace)
+    raise ConfigError(f"transport kind {settings.kind!r} is not available")
