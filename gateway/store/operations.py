@@ -57,7 +57,9 @@ class OperationsStore(NotificationStore):
             else:
                 raise ConflictError(f"fax {fax_id} has no documents left (purged); resend it")
             cur = await db.execute(
+                # A fresh start for the crash rule too: the admin decided to try again.
                 "UPDATE faxes SET status = ?, retries = attempts + ?, error = NULL,"
+                " render_crashes = 0,"
                 " next_attempt_at = ?, delivered = NULL, lease_owner = NULL,"
                 " lease_expires = NULL, modified = ? WHERE id = ? AND status = 'failed'"
                 " RETURNING *",

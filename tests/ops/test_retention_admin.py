@@ -156,6 +156,19 @@ async def test_retry_renders_again_or_refuses_without_documents(store: Store, te
         await store.retry_fax(fax_id, 1)
 
 
+async def test_retry_gives_a_job_that_crashed_the_renderer_a_fresh_start(
+    store: Store, tenant: Tenant
+):
+    _, [fax_id] = await message(store, tenant, ["+14155550109"])
+    assert await store.claim_attaching("node", 60, 1)
+    assert await store.count_render_crash(fax_id, "node", limit=2) == 1
+    await set_status(store, fax_id, "failed", error="rendering crashed the renderer twice")
+    await store.retry_fax(fax_id, 1)
+    assert await store.claim_attaching("node", 60, 1)
+    # One crash after the retry is the first of two again, not the last.
+    assert await store.count_render_crash(fax_id, "node", limit=2) == 1
+
+
 async def test_cancel_fails_a_waiting_job_and_keeps_it(store: Store, tenant: Tenant):
     log_id, [fax_id] = await message(store, tenant, ["+14155550108"])
     fax = await store.cancel_fax(fax_id)
