@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -121,9 +122,86 @@ class LoopbackSettings(_Section):
     pace: float = Field(default=0.0, ge=0, le=10)
 
 
+class SipSettings(_Section):
+    """``[transport.sip]``: the SIP trunk or PBX (see config/gateway.toml for each key)."""
+
+    # Every interface: a trunk is never on loopback, and accept_from (the proxy's addresses by
+    # default) guards the signalling; RTP only takes packets from the call's far end.
+    listen_host: str = "0.0.0.0"  # noqa: S104
+    listen_port: int = Field(default=5060, ge=0, le=65535)  # 0: any free port (tests)
+    transport: Literal["udp", "tcp"] = "udp"  # towards the proxy; both are always listened on
+    proxy_host: str | None = None  # required when transport.kind = "sip"
+    proxy_port: int = Field(default=5060, ge=1, le=65535)
+    domain: str | None = None  # default: proxy_host
+    username: str | None = None
+    password: str | None = None
+    # "register" is the key; the attribute has a trailing underscore because pydantic models
+    # already have a ``register`` (ABCMeta's).
+    register_: bool = Field(default=False, alias="register")
+    register_expires_s: int = Field(default=600, ge=60, le=86400)
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
+    rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
+    t38: Literal["off", "accept", "request"] = "accept"
+    t38_redundancy: int = Field(default=3, ge=0, le=16)  # 16: UDPTL's MAX_SECONDARIES
+    ecm: bool = True
+    public_address: str | None = None
+    allow_from: tuple[str, ...] = ()  # empty: the proxy's own addresses only
+    max_calls: int = Field(default=30, gt=0)
+    dial_prefix: str = ""
+    number_format: Literal["e164", "national", "digits"] = "e164"
+    region: str | None = None
+    ring_timeout_s: float = Field(default=60, gt=0)
+    media_silence_s: float = Field(default=20, gt=0)
+    codecs: tuple[Literal["PCMU", "PCMA"], ...] = Field(default=("PCMU", "PCMA"), min_length=1)
+    t1_ms: int = Field(default=500, ge=10, le=10000)
+
+    @field_validator("allow_from")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not a CIDR network ({exc})") from exc
+        return value
+
+    @field_validator("public_address")
+    @classmethod
+    def _ip_literal(cls, value: str | None) -> str | None:
+        # It goes into SDP c= lines, which far ends read as an address, not a name to resolve.
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not an IP address") from exc
+        return value
+
+    @field_validator("dial_prefix")
+    @classmethod
+    def _dialable(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9*#+]*", value):
+            raise ValueError(f"{value!r} may hold only digits, '*', '#' and '+'")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError(f"{value!r} is not a two-letter region code such as US or DE")
+        return value.upper() if value is not None else None
+
+    @field_validator("codecs")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{list(value)} names a codec twice")
+        return value
+
+
 class TransportSettings(_Section):
-    kind: Literal["loopback"] = "loopback"
+    kind: Literal["loopback", "sip"] = "loopback"
     loopback: LoopbackSettings = LoopbackSettings()
+    sip: SipSettings = SipSettings()
 
 
 class SmsWebhookSettings(_Section):
@@ -216,12 +294,35 @@ def parse_settings(data: dict[str, object]) -> Settings:
         raise ConfigError("smtp.tls_cert and smtp.tls_key must be set together")
     if smtp.require_tls and smtp.tls_cert is None:
         raise ConfigError("smtp.require_tls needs smtp.tls_cert and smtp.tls_key")
+    _check_sip(settings.transport)
     notify = settings.notifications
     if (notify.smarthost_user is None) != (notify.smarthost_password is None):
         raise ConfigError(
             "notifications.smarthost_user and notifications.smarthost_password must be set together"
         )
     return settings
+
+
+def _check_sip(transport: TransportSettings) -> None:
+    """What one field cannot say alone. Checked whatever the kind, so that switching a tested
+    configuration to kind = "sip" cannot uncover an error in it; only proxy_host waits."""
+    sip = transport.sip
+    if transport.kind == "sip" and not sip.proxy_host:
+        raise ConfigError('transport.sip.proxy_host is required when transport.kind = "sip"')
+    if sip.rtp_port_min % 2:
+        raise ConfigError(
+            "transport.sip.rtp_port_min must be even (RTP takes even ports), "
+            f"not {sip.rtp_port_min}"
+        )
+    if sip.rtp_port_min >= sip.rtp_port_max:
+        raise ConfigError(
+            f"transport.sip.rtp_port_min ({sip.rtp_port_min}) must be below "
+            f"transport.sip.rtp_port_max ({sip.rtp_port_max})"
+        )
+    if sip.password is not None and sip.username is None:
+        raise ConfigError("transport.sip.password needs transport.sip.username")
+    if sip.register_ and (sip.username is None or sip.password is None):
+        raise ConfigError("transport.sip.register = true needs transport.sip.username and password")
 
 
 def load_settings(path: Path) -> Settings:

@@ -113,8 +113,9 @@ def check(
     table = tables.get(path)
     if table is None:
         return [Finding(path, "section missing")]
-    for name in type(model).model_fields:
-        default = getattr(model, name)
+    for attribute, info in type(model).model_fields.items():
+        name = info.alias or attribute  # the key in the file (transport.sip.register)
+        default = getattr(model, attribute)
         where = f"{path}.{name}" if path else name
         if isinstance(default, BaseModel):
             findings += check(default, data.get(name, {}), tables, where)
@@ -124,7 +125,7 @@ def check(
             if sub is None:
                 findings.append(Finding(where, "table missing"))
                 continue
-            value = getattr(type(model).model_validate({name: data.get(name, {})}), name)
+            value = getattr(type(model).model_validate({name: data.get(name, {})}), attribute)
             if value != default and not annotated(" ".join([sub.comment, *sub.notes])):
                 findings.append(Finding(where, f"{value!r} differs from default {default!r}"))
             continue
@@ -137,7 +138,7 @@ def check(
             elif "default: unset" not in entry.comment:
                 findings.append(Finding(where, "commented out without '# default: unset'"))
         else:
-            value = getattr(type(model).model_validate({name: data[name]}), name)
+            value = getattr(type(model).model_validate({name: data[name]}), attribute)
             if value != default and not annotated(entry.notes):
                 findings.append(
                     Finding(where, f"{value!r} differs from default {default!r} unannotated")
@@ -215,3 +216,106 @@ def test_abuse_limits_cannot_be_switched_off_by_zero(section: str, key: str) -> 
     # 0 would read as "no limit" to some and "refuse all" to others: neither is allowed.
     with pytest.raises(ConfigError, match=f"{section}.{key}"):
         parse_settings({section: {key: 0}})
+
+
+# -- [transport.sip] ---------------------------------------------------------------------------
+
+
+def sip(**keys: object) -> dict[str, object]:
+    return {"transport": {"kind": "sip", "sip": {"proxy_host": "pbx.example", **keys}}}
+
+
+def test_the_dev_config_stays_on_the_loopback_line() -> None:
+    settings = load_settings(CONFIG)
+    assert settings.transport.kind == "loopback"
+    assert settings.transport.sip == type(settings.transport.sip)()  # documented, all defaults
+
+
+def test_a_sip_transport_needs_only_its_proxy_and_takes_the_issues_defaults() -> None:
+    settings = parse_settings(sip()).transport.sip
+    assert (settings.listen_port, settings.proxy_port, settings.transport) == (5060, 5060, "udp")
+    assert (settings.rtp_port_min, settings.rtp_port_max) == (20000, 20999)
+    assert (settings.t38, settings.t38_redundancy, settings.ecm) == ("accept", 3, True)
+    assert settings.codecs == ("PCMU", "PCMA")
+    assert settings.allow_from == ()  # the proxy's own addresses, resolved at start
+    assert not settings.register_ and settings.register_expires_s == 600
+    assert (settings.ring_timeout_s, settings.media_silence_s, settings.t1_ms) == (60, 20, 500)
+    assert settings.number_format == "e164" and settings.dial_prefix == ""
+
+
+def test_register_is_read_under_its_own_name() -> None:
+    settings = parse_settings(sip(register=True, username="gw", password="pw")).transport.sip
+    assert settings.register_
+
+
+def test_kind_sip_without_a_proxy_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r'proxy_host is required when transport.kind = "sip"'):
+        parse_settings({"transport": {"kind": "sip"}})
+    parse_settings({"transport": {"kind": "loopback"}})  # the loopback line needs none
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"listen_port": 65536}, r"transport.sip.listen_port: Input should be less than"),
+        ({"proxy_port": 0}, r"transport.sip.proxy_port: Input should be greater than"),
+        ({"rtp_port_min": 80}, r"transport.sip.rtp_port_min: Input should be greater than"),
+        ({"rtp_port_min": 20001}, r"rtp_port_min must be even .* not 20001"),
+        (
+            {"rtp_port_min": 30000, "rtp_port_max": 30000},
+            r"rtp_port_min \(30000\) must be below transport.sip.rtp_port_max \(30000\)",
+        ),
+        ({"allow_from": ["10.0.0.0/8", "10.1.2.300/32"]}, r"'10.1.2.300/32' is not a CIDR"),
+        ({"t38": "sometimes"}, r"transport.sip.t38: Input should be 'off', 'accept' or 'request'"),
+        ({"t38_redundancy": 17}, r"transport.sip.t38_redundancy: Input should be less than"),
+        ({"codecs": ["PCMU", "G729"]}, r"transport.sip.codecs.1: Input should be 'PCMU' or 'PCMA'"),
+        ({"codecs": []}, r"transport.sip.codecs: .*at least 1 item"),
+        ({"codecs": ["PCMA", "PCMA"]}, r"names a codec twice"),
+        ({"number_format": "local"}, r"transport.sip.number_format: Input should be"),
+        ({"dial_prefix": "9,"}, r"'9,' may hold only digits"),
+        ({"region": "USA"}, r"'USA' is not a two-letter region code"),
+        ({"public_address": "gw.example"}, r"'gw.example' is not an IP address"),
+        ({"password": "x"}, r"password needs transport.sip.username"),
+        ({"register": True, "username": "gw"}, r"register = true needs .*username and password"),
+        ({"max_calls": 0}, r"transport.sip.max_calls: Input should be greater than 0"),
+        ({"media_silence_s": 0}, r"transport.sip.media_silence_s: Input should be greater"),
+        ({"ring_timeout_s": -1}, r"transport.sip.ring_timeout_s: Input should be greater"),
+        ({"transport": "tls"}, r"transport.sip.transport: Input should be 'udp' or 'tcp'"),
+        ({"proxy": "x"}, r"transport.sip.proxy: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_sip_settings_are_refused_with_a_clear_message(
+    keys: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(sip(**keys))
+
+
+def test_sip_settings_are_checked_while_the_kind_is_still_loopback() -> None:
+    """Switching a checked configuration to kind = "sip" must not uncover errors in it."""
+    with pytest.raises(ConfigError, match="rtp_port_min must be even"):
+        parse_settings({"transport": {"sip": {"rtp_port_min": 20001}}})
+
+
+def test_good_sip_values_are_kept_as_written() -> None:
+    settings = parse_settings(
+        sip(
+            allow_from=["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"],
+            region="de",
+            dial_prefix="*31#",
+            codecs=["PCMA"],
+            public_address="203.0.113.10",
+            listen_port=0,
+        )
+    ).transport.sip
+    assert settings.allow_from == ("192.0.2.0/24", "2001:db8::/32", "198.51.100.7")
+    assert settings.region == "DE"
+    assert settings.codecs == ("PCMA",)
+    assert settings.listen_port == 0
+
+
+def test_rule_sees_the_sip_section() -> None:
+    text = everything().replace("t1_ms = 500", "# (removed)")
+    assert "transport.sip.t1_ms: missing" in findings_for(text)
+    text = everything().replace("register = false", "register = true")
+    assert any(f.startswith("transport.sip.register: True differs") for f in findings_for(text))
