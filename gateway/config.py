@@ -125,6 +125,9 @@ class LoopbackSettings(_Section):
 class SipSettings(_Section):
     """``[transport.sip]``: the SIP trunk or PBX (see config/gateway.toml for each key)."""
 
+    # By name too: a reload re-validates a dump of the settings, which holds "register_".
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     # Every interface: a trunk is never on loopback, and accept_from (the proxy's addresses by
     # default) guards the signalling; RTP only takes packets from the call's far end.
     listen_host: str = "0.0.0.0"  # noqa: S104

@@ -14,4 +14,8 @@ def build_transport(settings: TransportSettings, inbound: InboundLine) -> FaxTra
         from gateway.transports.loopback import LoopbackTransport
 
         return LoopbackTransport(settings.loopback.remotes, inbound, pace=settings.loopback.pace)
+    if settings.kind == "sip":
+        from gateway.transports.sip import SipTransport
+
+        return SipTransport(settings.sip, inbound)
     raise ConfigError(f"transport kind {settings.kind!r} is not available")
