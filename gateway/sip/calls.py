@@ -129,12 +129,23 @@ def sdp_version(body: bytes) -> tuple[bytes, ...] | None:
     return None
 
 
+def _media_lines(body: bytes) -> list[bytes]:
+    """The lines that say where and what the media are (m= and c=), in order."""
+    return [line.strip() for line in body.splitlines() if line.startswith((b"m=", b"c="))]
+
+
 def unchanged_offer(offer: bytes, current: bytes) -> bool:
-    """An offer without SDP, or one whose ``o=`` version is the one we hold: a refresh."""
+    """An offer without SDP, or one whose ``o=`` version is the one we hold and whose media
+    are the same: a refresh. Some far ends switch to T.38 without bumping the version
+    (RFC 3264 §8 says they must): the media lines tell such a switch from a refresh."""
     if not offer.strip():
         return True
     version = sdp_version(offer)
-    return version is not None and version == sdp_version(current)
+    return (
+        version is not None
+        and version == sdp_version(current)
+        and _media_lines(offer) == _media_lines(current)
+    )
 
 
 def allowed_methods(message: Request | Response) -> frozenset[str]:

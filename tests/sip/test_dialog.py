@@ -221,3 +221,25 @@ def test_a_dialog_built_request_parses_back_once_a_via_is_added() -> None:
 def test_sips_request_uri_makes_a_secure_dialog() -> None:
     request = invite(uri="sips:+15551230000@pbx.example")
     assert Dialog.from_uac(request, answer(request)).secure
+
+
+# -- what counts as a session refresh (gateway.sip.calls) ------------------------------------
+
+AUDIO = b"v=0\r\no=- 1 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+
+def test_a_refresh_keeps_the_version_and_the_media() -> None:
+    from gateway.sip.calls import unchanged_offer
+
+    assert unchanged_offer(AUDIO, AUDIO)
+    assert unchanged_offer(b"", AUDIO)  # an offerless re-INVITE or UPDATE
+    assert not unchanged_offer(AUDIO.replace(b" 7 IN", b" 8 IN"), AUDIO)
+
+
+def test_a_switch_to_t38_without_a_new_version_is_no_refresh() -> None:
+    from gateway.sip.calls import unchanged_offer
+
+    t38 = AUDIO.replace(b"m=audio 4000 RTP/AVP 0", b"m=image 4000 udptl t38")
+    assert not unchanged_offer(t38, AUDIO)
+    moved = AUDIO.replace(b"c=IN IP4 127.0.0.1", b"c=IN IP4 127.0.0.2")
+    assert not unchanged_offer(moved, AUDIO)

@@ -276,12 +276,6 @@ async def test_t38_offered_beside_audio_in_the_invite_is_taken_unless_off(
         "uac_reinvite_t38_next_version",
         pytest.param(
             "uac_reinvite_t38",
-            marks=pytest.mark.xfail(
-                reason="gateway/sip/calls.py takes a re-INVITE whose o= version is unchanged "
-                "for a session refresh even when its media differ (m=image instead of "
-                "m=audio), and answers it with the old audio SDP without asking us",
-                strict=True,
-            ),
             id="same-version",
         ),
     ],
