@@ -225,7 +225,10 @@ def test_sips_request_uri_makes_a_secure_dialog() -> None:
 
 # -- what counts as a session refresh (gateway.sip.calls) ------------------------------------
 
-AUDIO = b"v=0\r\no=- 1 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+AUDIO = (
+    b"v=0\r\no=- 1 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+)
 
 
 def test_a_refresh_keeps_the_version_and_the_media() -> None:
