@@ -28,7 +28,13 @@ async def ensure_demo(store: Store, settings: Settings) -> DemoCredentials | Non
     faxbox = await store.faxbox_by_domain(domain)
     if faxbox is not None:
         # Tokens are stored hashed, so a restart cannot show the old one: issue a fresh one.
-        token = await store.issue_auth_token(faxbox.account_id)
+        # Each start prints a new one: issued like /v2/api_auth's, so restarts cannot pile up
+        # permanent tokens.
+        token = await store.issue_auth_token(
+            faxbox.account_id,
+            ttl_s=settings.http.token_ttl_s,
+            keep=settings.http.max_tokens_per_account,
+        )
         return DemoCredentials(faxbox.account_id, faxbox.id, domain, token, created=False)
     account, token, _ = await store.create_account(DEMO_ACCOUNT)
     faxbox = await store.create_faxbox(

@@ -404,6 +404,18 @@ async def test_queued_reply_lists_every_fax_id(smtp: SmtpHarness, tenant: Tenant
         assert len(fax_id) == 32 and int(fax_id, 16) >= 0
 
 
+async def test_restarts_do_not_pile_up_permanent_demo_tokens(
+    store: Store, settings: Settings, clock: Clock
+) -> None:
+    dev = settings.model_copy(update={"bootstrap": BootstrapSettings(enabled=True)})
+    await ensure_demo(store, dev)
+    restarted = await ensure_demo(store, dev)
+    assert restarted is not None
+    assert await store.account_for_token(restarted.auth_token) is not None
+    clock.advance(settings.http.token_ttl_s + 1)
+    assert await store.account_for_token(restarted.auth_token) is None  # it expired
+
+
 async def test_bootstrap_demo_faxbox_accepts_any_sender(
     smtp: SmtpHarness, store: Store, settings: Settings
 ) -> None:
