@@ -184,7 +184,9 @@ def _operation(op: Op) -> dict[str, Any]:
         }
     error = {"content": {"application/json": {"schema": _ref(shapes.ErrorEnvelope)}}}
     responses: dict[str, Any] = {str(op.ok): ok}
-    for code in sorted({*op.errors, 405}):
+    # 429: every operation that checks a credential slows an address that keeps failing.
+    slowed = {429} if 401 in op.errors else set()
+    for code in sorted({*op.errors, 405, *slowed}):
         responses[str(code)] = {"description": f"HTTP {code}", **error}
     operation: dict[str, Any] = {
         "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "").replace("}", ""),

@@ -146,3 +146,12 @@ async def test_key_and_token_guesses_share_one_count(
     await guess(attacker, tenant, LIMIT - 1)
     assert_error(await attacker.put("/v2/api_auth", json={"data": {"api_key": "nope"}}), 401)
     assert_too_many(await attacker.get(faxes_url(tenant, "outbox"), headers=auth("x")), WINDOW_S)
+
+
+def test_the_api_description_says_which_operations_answer_429() -> None:
+    from gateway.api.openapi import build_openapi
+
+    for path, operations in build_openapi()["paths"].items():
+        for method, operation in operations.items():
+            checks_credentials = "401" in operation["responses"]
+            assert ("429" in operation["responses"]) is checks_credentials, (method, path)
