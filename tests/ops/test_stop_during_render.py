@@ -85,6 +85,7 @@ def test_sigterm_during_rendering_hands_renders_back_and_every_fax_completes(
     )
     db = tmp_path / "gateway.sqlite3"
     acknowledged: list[str] = []
+    handed_back = 0
     for round_no in range(ROUNDS):
         daemon = Served(config, tmp_path, own_group=True)
         daemons.append(daemon)
@@ -96,9 +97,14 @@ def test_sigterm_during_rendering_hands_renders_back_and_every_fax_completes(
             daemon.signal(signal.SIGTERM)
         assert daemon.process.wait(60) == 0, daemon.output()
         assert failed(db) == [], daemon.output()
-        # Handed back, not waited for (the drain timeout is 0), and no lease left behind.
-        assert "attaching_files" in status_of(db, in_flight), daemon.output()
+        # Handed back, not waited for (the drain timeout is 0), and no lease left behind. A
+        # render may just have finished as the signal came (a busy machine): it is then
+        # rendered for good, never failed.
+        statuses = status_of(db, in_flight)
+        assert set(statuses) <= {"attaching_files", "pending", "completed"}, daemon.output()
+        handed_back += statuses.count("attaching_files")
         assert query(db, "SELECT id FROM faxes WHERE lease_owner IS NOT NULL") == []
+    assert handed_back > 0, "no round caught a render in flight: nothing was tested"
 
     last = Served(config, tmp_path, own_group=True)
     daemons.append(last)
