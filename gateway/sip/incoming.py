@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -36,10 +37,24 @@ def uri_user(uri: str) -> str | None:
     return urllib.parse.unquote(user.partition(";")[0]) if user else None
 
 
+_PHONE = re.compile(r"\+?[0-9][0-9.\-]*")  # a dialled number (with visual separators)
+
+
+def dialled_user(target: str | None, to: str | None) -> str:
+    """The number a caller dialled: the Request-URI's user, else the To's. A registrar that
+    routed the call to our registered contact has put our username there; when that is not a
+    number and the To's user is, the To's user is what was dialled."""
+    if target and to and not _PHONE.fullmatch(target) and _PHONE.fullmatch(to):
+        return to
+    return target or to or ""
+
+
 class IncomingCall:
     """An INVITE offered to us, until it is answered, rejected or cancelled.
 
-    ``dialled`` is the Request-URI's user, else the To's; ``caller`` the From's (or "").
+    ``dialled`` is the Request-URI's user, else the To's; when the Request-URI's user is not a
+    number and the To's is (a registrar that rewrote the Request-URI to our registered
+    username), the To's. ``caller`` is the From's (or "").
     ``ended`` is set when it can no longer be answered: ``end_reason`` "cancelled" (the caller
     sent CANCEL: we answered 487) or "rejected"."""
 
@@ -48,7 +63,7 @@ class IncomingCall:
         self.tx = tx
         self.request = tx.request
         self.local_tag = new_tag()
-        self.dialled = uri_user(self.request.uri) or uri_user(self.request.to_addr.uri) or ""
+        self.dialled = dialled_user(uri_user(self.request.uri), uri_user(self.request.to_addr.uri))
         self.caller = uri_user(self.request.from_addr.uri) or ""
         self.remote_sdp = self.request.body
         self.ended = asyncio.Event()

@@ -355,3 +355,23 @@ async def test_an_in_dialog_request_with_an_old_cseq_is_refused_500() -> None:
         assert (await ask(a, b, stale)).status == 500
         assert (await ask(a, b, outbound.dialog.request("OPTIONS"))).status == 200
         assert not inbound.ended.is_set()
+
+
+@pytest.mark.parametrize(
+    ("target", "to", "dialled"),
+    [
+        ("+14155550101", "+14155550101", "+14155550101"),
+        ("+14155550101", "someone", "+14155550101"),  # the Request-URI wins when it is a number
+        ("gwb", "+14155550101", "+14155550101"),  # a registrar put our username there
+        ("gwb", "14155550101", "14155550101"),
+        ("gwb", "fax", "gwb"),  # neither is a number: the Request-URI, as RFC 3261 routes
+        (None, "+14155550101", "+14155550101"),
+        (None, None, ""),
+    ],
+)
+def test_the_dialled_number_is_the_request_uri_user_unless_a_registrar_put_ours_there(
+    target: str | None, to: str | None, dialled: str
+) -> None:
+    from gateway.sip.incoming import dialled_user
+
+    assert dialled_user(target, to) == dialled
