@@ -220,12 +220,29 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self._abandon_start()
+            raise
         try:
             await self.stopping.wait()
         finally:
             log.info("stopping")
             await self.stop()
+
+    async def _abandon_start(self) -> None:
+        """A start that failed half way (a SIP port in use, a broken engine) closes what it had
+        opened, so that the process exits with the error instead of hanging on the render
+        pool's processes and the store's threads."""
+        for part in ("transport", "inbound", "pool", "store"):
+            opened = getattr(self, part, None)
+            if opened is None:
+                continue
+            try:
+                await opened.close()
+            except Exception:  # the start's own error is the one to report
+                log.exception("closing %s after a failed start", part)
 
     def _reload_soon(self) -> None:
         # A signal handler must not block: reload in a task, referenced until it is done.

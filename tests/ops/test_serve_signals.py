@@ -9,6 +9,8 @@ import signal
 import smtplib
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +188,25 @@ def test_backup_and_purge_while_serving(tmp_path: Path, daemons: list[Served]):
     with smtplib.SMTP("127.0.0.1", port, local_hostname="c.test", timeout=30) as client:
         client.send_message(message, "alice@example.com", ["+14155550111@fax.test"])
     assert daemon.stop() == 0
+
+
+def test_a_start_that_fails_half_way_exits_with_the_error(tmp_path: Path) -> None:
+    # The SIP port is taken: the transport starts after the store and the render pool, which
+    # must be closed again so that the process ends instead of hanging on them.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        sip = {"listen_host": "127.0.0.1", "listen_port": taken.getsockname()[1]}
+        config = write_config(
+            tmp_path,
+            free_port(),
+            transport={"kind": "sip"},
+            **{"transport.sip": {**sip, "proxy_host": "127.0.0.1"}},
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+            capture_output=True,
+            text=True,
+            timeout=120,  # a guard: before the fix the process never ended
+        )
+    assert done.returncode != 0
+    assert "Address already in use" in done.stderr
