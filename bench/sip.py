@@ -604,7 +604,10 @@ async def confirm_loss(tiff: bytes, total: int, batch: int = 50) -> None:
             tiff, size, t38="accept", redundancy=3, loss=0.05, seed=7000 + n, period=LOSS_PERIOD_S
         )
         ok, calls = ok + r["ok"], calls + r["calls"]
-        line = f"   batch {n // batch + 1}: {r['ok']}/{r['calls']} (load {r['load']:.2f})"
+        line = (
+            f"   batch {n // batch + 1}: {r['ok']}/{r['calls']}, media {r['media']}, dropped"
+            f" {100 * r['dropped_share']:.1f} % (load {r['load']:.2f})"
+        )
         print(line, flush=True)
     failures = calls - ok
     # With no failure in n calls, the success rate is above 0.05^(1/n) at 95 % confidence.
