@@ -5,12 +5,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/gateway.toml
 
-# Debian packages: the T.30 engine for the loopback line, and the tools the tests read back with.
-RUN_DEBS := libspandsp2
+# Debian packages: the T.30 engine for the loopback line; fonts for text in every script (DejaVu
+# for Latin, Greek, Cyrillic, Hebrew and Arabic, Noto CJK for Chinese, Japanese and Korean), found
+# through fontconfig; LibreOffice headless for Office documents; and the tools the tests read
+# back with.
+OFFICE_DEBS := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+FONT_DEBS := fontconfig fonts-dejavu-core fonts-noto-cjk
+RUN_DEBS := libspandsp2 $(FONT_DEBS) $(OFFICE_DEBS)
 # postfix: the relay test runs a private instance of its own (installed "No configuration", so
 # the system's Postfix is neither configured nor started);
 # systemd: systemd-analyze and systemd-sysusers check the unit file offline.
-TEST_DEBS := libspandsp2 tesseract-ocr tesseract-ocr-eng libtiff-tools postfix systemd kamailio rtpengine-daemon sip-tester
+# postgresql: the PostgreSQL store's tests run a private cluster (initdb in a temporary directory);
+# chromium and chromium-driver: the console's browser tests.
+OCR_DEBS := tesseract-ocr tesseract-ocr-eng tesseract-ocr-jpn tesseract-ocr-chi-sim \
+	tesseract-ocr-rus tesseract-ocr-heb
+TEST_DEBS := libspandsp2 $(FONT_DEBS) $(OFFICE_DEBS) $(OCR_DEBS) libtiff-tools postfix systemd \
+	kamailio rtpengine-daemon sip-tester postgresql chromium chromium-driver
 BENCH_DEBS := ghostscript postfix libspandsp2 tesseract-ocr tesseract-ocr-eng
 
 .PHONY: run test lint typecheck pytest debs-run debs-test debs-bench bench clean

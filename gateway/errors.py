@@ -18,7 +18,10 @@ to its own protocol exactly once (SMTP replies in ``gateway.smtp.replies``, HTTP
     │   ├── NoDocumentError           nothing fax-able in it
     │   ├── UnsupportedDocumentError  only document types we cannot fax
     │   ├── DocumentError             one document is corrupt, encrypted or hostile (part, reason)
+    │   │   ├── ConversionError             an Office document LibreOffice could not convert
+    │   │   └── UndrawableTextError         text with characters no installed font can draw
     │   └── TooManyPagesError         more pages than allowed
+    ├── BusyError                   no capacity for this work now (every conversion slot taken)
     ├── TransmitError               a fax attempt failed (carries its failure class)
     ├── DeliveryError               a notification could not be delivered (permanent or not)
     └── SipError                    SIP signalling failed (gateway.sip)
@@ -107,8 +110,22 @@ class DocumentError(MessageError):
         return (type(self), (self.part, self.reason))
 
 
+class ConversionError(DocumentError):
+    """LibreOffice failed on the document: it crashed, ran out of time or memory, or made
+    nothing; the same document would fail again, so the refusal is final."""
+
+
+class UndrawableTextError(DocumentError):
+    """Text whose characters no font on this gateway can draw: a fax of empty boxes is worse
+    than a refusal."""
+
+
 class TooManyPagesError(MessageError):
     pass
+
+
+class BusyError(GatewayError):
+    """The work cannot be taken now for lack of capacity; the same request later may succeed."""
 
 
 class TransmitError(GatewayError):

@@ -19,6 +19,7 @@ from gateway.config import SmtpSettings
 from gateway.documents.inspect import InspectLimits
 from gateway.errors import (
     AddressError,
+    BusyError,
     GatewayError,
     InvalidNumberError,
     MessageError,
@@ -307,6 +308,9 @@ class IntakeHandler:
             status = replies.reply_for(exc)
             entry.errors.append(str(exc))
             entry.documents = list(exc.parts)
+        except BusyError as exc:  # no conversion slot free in time: the client retries later
+            status = replies.reply_for(exc)
+            entry.errors.append(str(exc))
         except GatewayError as exc:
             log.error("smtp id=%s temporary failure: %s", entry.id, exc)
             status = replies.TEMPORARY_FAILURE

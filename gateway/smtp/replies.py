@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from gateway.errors import (
+    BusyError,
+    ConversionError,
     DocumentError,
     GatewayError,
     InvalidNumberError,
@@ -10,6 +12,7 @@ from gateway.errors import (
     RelayDeniedError,
     SenderDeniedError,
     TooManyPagesError,
+    UndrawableTextError,
     UnsupportedDocumentError,
 )
 
@@ -57,6 +60,12 @@ def reply_for(error: GatewayError) -> str:
             return f"550 5.7.1 {text}"
         case InvalidNumberError():
             return f"550 5.1.1 {text}"
+        case BusyError():
+            return f"451 4.3.2 {text}; try again later"
+        case ConversionError():
+            return f"554 5.6.5 {_one_line(error.part)}: {_one_line(error.reason)}"
+        case UndrawableTextError():
+            return f"554 5.6.3 {_one_line(error.part)}: {_one_line(error.reason)}"
         case DocumentError():
             return f"554 5.6.0 {_one_line(error.part)}: {_one_line(error.reason)}"
         case NoDocumentError():
