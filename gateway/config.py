@@ -55,6 +55,8 @@ class SmtpSettings(_Section):
     # Failed AUTHs one client address may make in any window; then 454 and hang up.
     auth_failure_limit: int = Field(default=10, gt=0)
     auth_failure_window_s: float = Field(default=300, gt=0)
+    # Lines of DATA ending in LF alone: "accept" makes them CRLF, "reject" answers 550 5.6.2.
+    bare_lf: Literal["accept", "reject"] = "accept"
 
     @field_validator("trusted_networks")
     @classmethod

@@ -2,9 +2,9 @@
 
 Reloadable: ``[logging] level``; the SMTP limits (``max_sessions``, ``max_recipients``,
 ``max_pages``, ``max_message_bytes``, ``max_image_pixels``, ``timeout_s``,
-``drain_timeout_s``); the TLS certificate and key (re-read from disk even when the paths are
-unchanged, which is what a certificate renewal needs); and all of ``[retention]``. New
-SMTP connections get the new limits; sessions already open keep theirs.
+``drain_timeout_s``) and ``bare_lf``; the TLS certificate and key (re-read from disk even
+when the paths are unchanged, which is what a certificate renewal needs); and all of
+``[retention]``. New SMTP connections get the new limits; sessions already open keep theirs.
 
 Everything else (addresses, ports, the database, the transport, trusted networks, ...) needs
 a restart: a reload that changes such a key applies the rest and logs which keys were left
@@ -38,6 +38,7 @@ RELOADABLE: dict[str, frozenset[str] | None] = {  # None: the whole section
             "max_image_pixels",
             "timeout_s",
             "drain_timeout_s",
+            "bare_lf",
             "tls_cert",
             "tls_key",
         }

@@ -11,7 +11,7 @@ import asyncio
 import collections
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiosmtpd.smtp import Session, syntax
 
@@ -138,9 +138,11 @@ class GatewaySMTP(BulkDataSMTP):
         counter: SessionCounter,
         max_message_bytes: int,
         proxied: bool,
+        bare_lf: Literal["accept", "reject"] = "accept",
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, data_size_limit=max_message_bytes, **kwargs)
+        self.bare_lf = bare_lf
         self.intake = handler
         self.counter = counter
         self.max_message_bytes = max_message_bytes

@@ -65,6 +65,7 @@ class SmtpServer:
             self.counter,
             s.max_message_bytes,
             s.proxy_protocol,
+            s.bare_lf,
             hostname=s.hostname,
             ident="fax-gateway ESMTP",
             tls_context=self.tls,
