@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.api import attachments, faxboxes, faxes, lists
+from gateway.api import attachments, faxboxes, faxes, kazoo_schema, lists
 from gateway.api.context import (
     Api,
     Endpoint,
@@ -114,6 +114,9 @@ def _routes(openapi: bytes) -> list[Route]:
         _route("/healthz", get=_healthz),
         _route("/v2/openapi.json", get=openapi_json),
         _route("/v2/api_auth", put=_api_auth, get=_whoami),
+        # Public, as in Kazoo: a schema is made from code and holds no account data.
+        _route("/v2/schemas", get=kazoo_schema.list_schemas),
+        _route("/v2/schemas/{name}", get=kazoo_schema.get_schema),
         _route(a + "/faxes", put=acc(faxes.create_fax)),
         _route(a + "/faxes/outgoing", put=acc(faxes.create_fax), get=acc(lists.list_folder)),
         _route(a + "/faxes/smtplog", get=acc(lists.list_smtplog)),

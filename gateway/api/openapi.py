@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
-from gateway.api import schemas, shapes
+from gateway.api import kazoo_schema, schemas, shapes
 from gateway.api.paging import MAX_PAGE_SIZE
 
 REF = "#/components/schemas/{model}"
@@ -42,6 +42,10 @@ OPS: tuple[Op, ...] = (
     Op("put", "/v2/api_auth", "Exchange an account's API key for an auth token", ok=201,
        answer=shapes.AuthEnvelope, body="api_auth", errors=(400, 401), public=True,
        tags=("auth",)),
+    Op("get", "/v2/schemas", "Names of the Kazoo JSON schemas served (no token needed)",
+       answer=kazoo_schema.SchemaNamesEnvelope, errors=(), public=True, tags=("schemas",)),
+    Op("get", "/v2/schemas/{name}", "One Kazoo JSON schema, draft-04, self-contained",
+       answer=kazoo_schema.SchemaEnvelope, errors=(404,), public=True, tags=("schemas",)),
     Op("put", _A + "/faxes", "Send a fax (document.url, or uploaded in the same request)",
        ok=201, answer=shapes.FaxEnvelope, body="fax", errors=(400, 401, 404, 413, 415)),
     Op("put", _A + "/faxes/outgoing", "Send a fax (alias of PUT .../faxes)", ok=201,
@@ -85,6 +89,7 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "fax_id": {"type": "string"},
     "faxbox_id": {"type": "string"},
     "log_id": {"type": "string"},
+    "name": {"type": "string", "description": "a schema name from GET /v2/schemas"},
     "folder": {"type": "string", "enum": ["outgoing", "outbox", "incoming", "inbox"]},
 }
 _GREGORIAN = "Gregorian seconds (Unix + 62167219200); fractions are rounded"

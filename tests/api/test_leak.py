@@ -15,7 +15,7 @@ from gateway.store import Store
 from tests.api.conftest import auth, seed_fax
 from tests.conftest import Clock, Tenant
 
-PUBLIC = {"/healthz", "/v2/openapi.json", "/v2/api_auth"}
+PUBLIC = {"/healthz", "/v2/openapi.json", "/v2/api_auth", "/v2/schemas", "/v2/schemas/{name}"}
 ADMIN_ONLY = {"/v2/faxes/smtplog", "/v2/faxes/smtplog/{log_id}"}
 FOLDERS = ("outgoing", "outbox", "incoming", "inbox")
 BODIES: dict[str, Any] = {
