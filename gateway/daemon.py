@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import housekeeping, reload, sdnotify
+from gateway import housekeeping, logs, reload, sdnotify
 from gateway.api.app import create_app
 from gateway.api.server import serve_http
 from gateway.bootstrap import ensure_demo
@@ -243,6 +243,14 @@ class Daemon:
                 await opened.close()
             except Exception:  # the start's own error is the one to report
                 log.exception("closing %s after a failed start", part)
+
+    def reload(self, settings: Settings) -> None:
+        """SIGHUP (gateway.reload): apply the reloadable settings to every part. A certificate
+        that does not load raises ConfigError and changes nothing."""
+        self.smtp.apply(settings.smtp)  # first: the only part that can refuse
+        self.settings = settings
+        logs.set_level(settings.logging.level)
+        self.render.settings = settings  # max_pages, max_image_pixels of render options
 
     def _reload_soon(self) -> None:
         # A signal handler must not block: reload in a task, referenced until it is done.

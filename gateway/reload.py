@@ -15,17 +15,29 @@ nothing: the daemon keeps running as it was and logs why.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from gateway import logs, sdnotify
+from gateway import sdnotify
 from gateway.config import Settings, load_settings, parse_settings
 from gateway.errors import ConfigError
 from gateway.smtp.server import tls_context
 
-if TYPE_CHECKING:
-    from gateway.daemon import Daemon
-
 log = logging.getLogger(__name__)
+
+
+class Reloadable(Protocol):
+    """What SIGHUP reloads (the daemon): its settings, where they come from, and the method
+    that applies new ones to every part."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def config_path(self) -> Path | None: ...
+
+    def reload(self, settings: Settings) -> None: ...
+
 
 RELOADABLE: dict[str, frozenset[str] | None] = {  # None: the whole section
     "logging": frozenset({"level"}),
@@ -63,7 +75,7 @@ def merge(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
     return parse_settings(merged), ignored
 
 
-async def reload(daemon: Daemon) -> bool:
+async def reload(daemon: Reloadable) -> bool:
     """Apply the config file to ``daemon``; False if it was left unchanged."""
     sdnotify.reloading()
     try:
@@ -72,24 +84,21 @@ async def reload(daemon: Daemon) -> bool:
         sdnotify.ready("reloaded")
 
 
-def _apply(daemon: Daemon) -> bool:
+def _apply(daemon: Reloadable) -> bool:
     if daemon.config_path is None:
         log.warning("reload: no config file to reload (the daemon was given settings)")
         return False
     try:
         settings, ignored = merge(daemon.settings, load_settings(daemon.config_path))
-        tls = tls_context(settings.smtp)  # before changing anything: a bad cert changes nothing
+        tls_context(settings.smtp)  # before changing anything: a bad cert changes nothing
     except ConfigError as exc:
         log.error("reload: keeping the running configuration: %s", exc)
         return False
-    daemon.settings = settings
-    logs.set_level(settings.logging.level)
-    server = daemon.smtp
-    server.settings = settings.smtp
-    server.tls = tls
-    server.counter.limit = settings.smtp.max_sessions
-    server.handler.settings = settings.smtp
-    daemon.render.settings = settings  # max_pages, max_image_pixels of render options
+    try:
+        daemon.reload(settings)
+    except ConfigError as exc:  # a certificate replaced by a broken one since the check above
+        log.error("reload: keeping the running configuration: %s", exc)
+        return False
     if ignored:
         log.warning("reload: these changes need a restart: %s", ", ".join(ignored))
     log.info("reload: configuration applied from %s", daemon.config_path)

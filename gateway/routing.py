@@ -1,4 +1,5 @@
-"""Who may send to which faxbox: sender rules and recipient-domain resolution (pure)."""
+"""Who may send to which faxbox: sender rules, and which faxbox and number a recipient
+address means (pure: the store is reached through the narrow ``FaxboxDirectory``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ from typing import Protocol
 
 import re2
 
-from gateway.errors import InvalidFieldError
-from gateway.models import Faxbox
+from gateway.errors import (
+    InvalidFieldError,
+    InvalidNumberError,
+    RelayDeniedError,
+    SenderDeniedError,
+)
+from gateway.models import Account, Faxbox, RecipientOutcome
+from gateway.numbers import normalize_number
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +141,87 @@ def dedupe_addresses(addresses: Iterable[str | None]) -> list[str]:
         if address and address.lower() not in seen:
             seen[address.lower()] = address
     return list(seen.values())
+
+
+class FaxboxDirectory(Protocol):
+    """The lookups that recipient resolution needs (the store provides them)."""
+
+    async def faxbox_by_domain(self, domain: str) -> Faxbox | None: ...
+
+    async def account_by_realm(self, realm: str) -> Account | None: ...
+
+    async def faxboxes_of_account(self, account_id: str) -> list[Faxbox]: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A recipient that passed RCPT: where its fax goes and from which faxbox."""
+
+    address: str
+    faxbox: Faxbox
+    number: str
+    original: str
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who is sending: the envelope sender, and the faxbox the session logged in as."""
+
+    address: str
+    auth_faxbox_id: str | None = None
+
+
+async def resolve_recipient(
+    directory: FaxboxDirectory,
+    policy: SenderPolicy,
+    sender: Sender,
+    address: str,
+    outcome: RecipientOutcome,
+) -> Accepted:
+    """The faxbox and number of ``address`` for ``sender``, noting on ``outcome`` what was
+    found on the way (its smtplog fields); raise a GatewayError (or ValueError for an address
+    without a domain) saying why not."""
+    local, domain = split_address(address)
+    outcome.faxbox_domain = domain
+    outcome.original_number = local
+    faxbox = await directory.faxbox_by_domain(domain)
+    if faxbox is not None:
+        outcome.account_id, outcome.faxbox_id = faxbox.account_id, faxbox.id
+        check_sender(faxbox, sender, policy)
+    else:
+        account = await directory.account_by_realm(domain)
+        if account is None:
+            raise RelayDeniedError(f"{domain} is not a fax domain of this gateway")
+        outcome.account_id = account.id
+        faxboxes = await directory.faxboxes_of_account(account.id)
+        faxbox = faxbox_in_realm(faxboxes, sender, policy)
+        outcome.faxbox_id = faxbox.id
+    try:
+        number = normalize_number(local, faxbox.default_region)
+    except InvalidNumberError as exc:
+        raise InvalidNumberError(f"{local} is not a valid fax number: {exc}") from exc
+    outcome.translated_number = number
+    return Accepted(address=address, faxbox=faxbox, number=number, original=local)
+
+
+def check_sender(faxbox: Faxbox, sender: Sender, policy: SenderPolicy) -> None:
+    """A faxbox's own login may always send through it; anyone else by its rules."""
+    if sender.auth_faxbox_id == faxbox.id:
+        return
+    if not sender.address:
+        raise SenderDeniedError("a null sender (bounce) cannot send faxes")
+    if not sender_admitted(faxbox, sender.address, policy):
+        raise SenderDeniedError(f"sender {sender.address} is not allowed to use this faxbox")
+
+
+def faxbox_in_realm(faxboxes: Sequence[Faxbox], sender: Sender, policy: SenderPolicy) -> Faxbox:
+    """For an address in an account's realm: the faxbox logged in as, else the sender's."""
+    for faxbox in faxboxes:
+        if faxbox.id == sender.auth_faxbox_id:
+            return faxbox
+    if not sender.address:
+        raise SenderDeniedError("a null sender (bounce) cannot send faxes")
+    found = faxbox_for_sender(faxboxes, sender.address, policy)
+    if found is None:
+        raise SenderDeniedError(f"sender {sender.address} has no faxbox in this realm")
+    return found

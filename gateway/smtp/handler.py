@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope
@@ -17,39 +14,20 @@ from aiosmtpd.smtp import SMTP, Envelope
 from gateway import credentials
 from gateway.config import SmtpSettings
 from gateway.documents.inspect import InspectLimits
-from gateway.errors import (
-    AddressError,
-    BusyError,
-    GatewayError,
-    InvalidNumberError,
-    MessageError,
-    RelayDeniedError,
-    SenderDeniedError,
-)
+from gateway.errors import AddressError, BusyError, GatewayError, MessageError
 from gateway.events import KeyedLock
 from gateway.guard import AuthGuard
 from gateway.message import IntakeOptions, ParsedMessage, read_message
-from gateway.models import Faxbox, NewFax, RecipientOutcome, SmtpLogEntry
-from gateway.numbers import normalize_number
-from gateway.routing import SenderPolicy, dedupe_addresses, faxbox_for_sender, sender_admitted
-from gateway.routing import split_address as split
+from gateway.models import NewFax, RecipientOutcome, SmtpLogEntry
+from gateway.routing import Accepted, Sender, SenderPolicy, dedupe_addresses, resolve_recipient
 from gateway.smtp import replies
+from gateway.smtp.auth import SmtpAuth
 from gateway.smtp.duplicates import message_digest
 from gateway.smtp.protocol import GatewaySession, Transaction, parse_ip
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """A recipient that passed RCPT: where its fax goes and from which faxbox."""
-
-    address: str
-    faxbox: Faxbox
-    number: str
-    original: str
 
 
 class IntakeHandler:
@@ -71,9 +49,14 @@ class IntakeHandler:
         self.pending: set[asyncio.Task[Any]] = set()
         self.same_message = KeyedLock()
         # Not "auth_...": aiosmtpd takes handler attributes so named for AUTH mechanisms.
-        self.login_guard = AuthGuard(
-            settings.auth_failure_limit, settings.auth_failure_window_s, clock=clock
+        self.logins = SmtpAuth(
+            store,
+            AuthGuard(settings.auth_failure_limit, settings.auth_failure_window_s, clock=clock),
         )
+
+    def apply(self, settings: SmtpSettings) -> None:
+        """SIGHUP: the reloadable limits (gateway.reload) for transactions from now on."""
+        self.settings = settings
 
     # -- transaction boundaries (called by GatewaySMTP) ----------------------------------------
 
@@ -215,7 +198,8 @@ class IntakeHandler:
             outcome.reply = replies.TOO_MANY_RECIPIENTS
             return outcome.reply
         try:
-            accepted = await self._resolve(session, envelope.mail_from or "", address, outcome)
+            sender = Sender(envelope.mail_from or "", session.auth_faxbox_id)
+            accepted = await resolve_recipient(self.store, self.policy, sender, address, outcome)
         except GatewayError as exc:
             if not isinstance(exc, AddressError):
                 log.error("smtp id=%s rcpt %s: %s", transaction.entry.id, address[:320], exc)
@@ -238,52 +222,6 @@ class IntakeHandler:
         if not outcome.accepted:
             transaction.entry.errors.append(f"{address[:320]}: {outcome.reply}")
         return outcome.reply
-
-    async def _resolve(
-        self, session: GatewaySession, sender: str, address: str, outcome: RecipientOutcome
-    ) -> Accepted:
-        local, domain = split(address)
-        outcome.faxbox_domain = domain
-        outcome.original_number = local
-        faxbox = await self.store.faxbox_by_domain(domain)
-        if faxbox is not None:
-            outcome.account_id, outcome.faxbox_id = faxbox.account_id, faxbox.id
-            self._check_sender(session, faxbox, sender)
-        else:
-            account = await self.store.account_by_realm(domain)
-            if account is None:
-                raise RelayDeniedError(f"{domain} is not a fax domain of this gateway")
-            outcome.account_id = account.id
-            faxboxes = await self.store.faxboxes_of_account(account.id)
-            faxbox = self._faxbox_in_realm(session, faxboxes, sender)
-            outcome.faxbox_id = faxbox.id
-        try:
-            number = normalize_number(local, faxbox.default_region)
-        except InvalidNumberError as exc:
-            raise InvalidNumberError(f"{local} is not a valid fax number: {exc}") from exc
-        outcome.translated_number = number
-        return Accepted(address=address, faxbox=faxbox, number=number, original=local)
-
-    def _check_sender(self, session: GatewaySession, faxbox: Faxbox, sender: str) -> None:
-        if session.auth_faxbox_id == faxbox.id:
-            return
-        if not sender:
-            raise SenderDeniedError("a null sender (bounce) cannot send faxes")
-        if not sender_admitted(faxbox, sender, self.policy):
-            raise SenderDeniedError(f"sender {sender} is not allowed to use this faxbox")
-
-    def _faxbox_in_realm(
-        self, session: GatewaySession, faxboxes: list[Faxbox], sender: str
-    ) -> Faxbox:
-        for faxbox in faxboxes:
-            if faxbox.id == session.auth_faxbox_id:
-                return faxbox
-        if not sender:
-            raise SenderDeniedError("a null sender (bounce) cannot send faxes")
-        found = faxbox_for_sender(faxboxes, sender, self.policy)
-        if found is None:
-            raise SenderDeniedError(f"sender {sender} has no faxbox in this realm")
-        return found
 
     async def handle_RSET(self, server: SMTP, session: GatewaySession, envelope: Envelope) -> str:
         return "250 2.0.0 OK"
@@ -414,85 +352,13 @@ class IntakeHandler:
             },
         )
 
-    # -- AUTH ----------------------------------------------------------------------------------
+    # -- AUTH (gateway.smtp.auth) --------------------------------------------------------------
 
     async def handle_AUTH(
         self, server: SMTP, session: GatewaySession, envelope: Envelope, args: list[str]
     ) -> str | None:
-        if self.login_guard.retry_after(session.peer_ip) is not None:
-            # Before the credentials are read: a right guess gets the same answer as a wrong one.
-            await server.push(replies.AUTH_GUESSING)
-            if server.transport is not None:
-                server.transport.close()
-            return None
-        mechanism = args[0].upper()
-        if mechanism == "PLAIN":
-            credentials_ = await self._plain(server, args)
-        elif mechanism == "LOGIN":
-            credentials_ = await self._login(server, args)
-        else:
-            return replies.AUTH_UNSUPPORTED
-        if credentials_ is None:
-            return None  # the client aborted or sent bad base64; already answered
-        user, password = credentials_
-        faxbox = await self.store.faxbox_by_login(user)
-        stored = await self.store.faxbox_password_hash(faxbox.id) if faxbox else None
-        ok = bool(stored) and await asyncio.to_thread(
-            credentials.verify_password, password, stored or ""
-        )
-        if not ok or faxbox is None:
-            log.info("smtp auth failed for user=%s peer=%s", user[:100], session.peer_ip)
-            if self.login_guard.failed(session.peer_ip):
-                log.warning(
-                    "smtp: too many failed AUTHs from %s; refusing it for now", session.peer_ip
-                )
-            return replies.AUTH_INVALID
-        session.authenticated = True
-        session.auth_faxbox_id = faxbox.id
-        session.auth_user = user
-        return replies.AUTH_OK
-
-    async def _plain(self, server: SMTP, args: list[str]) -> tuple[str, str] | None:
-        if len(args) > 1:
-            blob = _b64(args[1])
-            if blob is None:
-                await server.push("501 5.5.2 Can't decode base64")
-                return None
-        else:
-            response = await server.challenge_auth("", encode_to_b64=False)
-            if not isinstance(response, bytes):
-                return None
-            blob = response
-        parts = blob.split(b"\x00")
-        if len(parts) != 3:
-            return ("", "")
-        return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
-
-    async def _login(self, server: SMTP, args: list[str]) -> tuple[str, str] | None:
-        if len(args) > 1:
-            user_blob = _b64(args[1])
-            if user_blob is None:
-                await server.push("501 5.5.2 Can't decode base64")
-                return None
-        else:
-            response = await server.challenge_auth("Username:")
-            if not isinstance(response, bytes):
-                return None
-            user_blob = response
-        password = await server.challenge_auth("Password:")
-        if not isinstance(password, bytes):
-            return None
-        return user_blob.decode("utf-8", "replace"), password.decode("utf-8", "replace")
+        return await self.logins.authenticate(server, session, args)
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("smtp session error", exc_info=error)
         return replies.TEMPORARY_FAILURE
-
-
-def _b64(text: str) -> bytes | None:
-    if text == "=":
-        return b""
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None

@@ -11,16 +11,14 @@ import asyncio
 import collections
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiosmtpd.smtp import Session, syntax
 
 from gateway.models import RecipientOutcome, SmtpLogEntry
+from gateway.routing import Accepted
 from gateway.smtp import replies
 from gateway.smtp.data import BulkDataSMTP
-
-if TYPE_CHECKING:
-    from gateway.smtp.handler import Accepted, IntakeHandler
 
 # aiosmtpd's refusals of a command line before any command method or hook runs (it does not
 # say which command it was), with what an smtplog row says of each.
@@ -42,6 +40,18 @@ class Transaction:
     @property
     def recipients(self) -> list[RecipientOutcome]:
         return self.entry.recipients
+
+
+class Intake(Protocol):
+    """What the protocol tells the handler (gateway.smtp.handler) of transaction boundaries
+    that aiosmtpd's hooks do not report. Also an aiosmtpd handler: its hooks are looked up
+    by name (handle_MAIL, handle_RCPT, handle_DATA, handle_AUTH, ...)."""
+
+    def open(self, session: GatewaySession, arg: str) -> None: ...
+
+    async def close(self, session: GatewaySession, status: str | None, error: str = "") -> None: ...
+
+    def abandon(self, session: GatewaySession, reason: str) -> None: ...
 
 
 class GatewaySession(Session):
@@ -134,7 +144,7 @@ class GatewaySMTP(BulkDataSMTP):
 
     def __init__(
         self,
-        handler: IntakeHandler,
+        handler: Intake,
         counter: SessionCounter,
         max_message_bytes: int,
         proxied: bool,

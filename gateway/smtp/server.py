@@ -82,9 +82,15 @@ class SmtpServer:
         )
         return int(self.server.sockets[0].getsockname()[1])
 
-    def reload_tls(self) -> None:
-        """SIGHUP: pick up renewed certificates for new connections."""
-        self.tls = tls_context(self.settings)
+    def apply(self, settings: SmtpSettings) -> None:
+        """SIGHUP: new limits, ``bare_lf`` and certificates (read again from disk: a renewal
+        keeps the paths) for new connections; open sessions keep theirs. A certificate that
+        does not load raises ConfigError and changes nothing."""
+        tls = tls_context(settings)
+        self.settings = settings
+        self.tls = tls
+        self.counter.limit = settings.max_sessions
+        self.handler.apply(settings)
 
     async def wait_idle(self) -> None:
         """Return once no session is open (their smtplog rows may still be being written)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import smtplib
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +13,8 @@ import pytest
 
 from gateway import reload
 from gateway.daemon import Daemon
-from tests.conftest import TlsFiles, make_settings
+from tests.builders import make_email, pdf_bytes
+from tests.conftest import TlsFiles, make_settings, make_tenant
 from tests.daemon_process import write_config
 
 
@@ -85,3 +88,22 @@ async def test_a_bad_reload_changes_nothing(
     assert daemon.settings is settings
     daemon.config_path = None
     assert not await reload.reload(daemon)
+
+
+async def test_reload_applies_bare_lf_to_new_connections(daemon: Daemon, tmp_path: Path):
+    await make_tenant(daemon.store)
+    raw = make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")]).as_bytes()
+
+    def send() -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=30) as client:
+            try:
+                client.sendmail("alice@example.com", ["+14155550100@fax.test"], raw)
+            except smtplib.SMTPDataError as exc:
+                return exc.smtp_code, exc.smtp_error
+            return 250, b""
+
+    assert (await asyncio.to_thread(send))[0] == 250  # bare LF line ends: made CRLF
+    write_config(tmp_path, 0, smtp={"bare_lf": "reject"})
+    assert await reload.reload(daemon)
+    code, text = await asyncio.to_thread(send)
+    assert code == 550 and b"bare LF" in text
