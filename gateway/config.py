@@ -119,6 +119,16 @@ class RenderSettings(_Section):
     workers: int = Field(default=0, ge=0)
 
 
+class OfficeSettings(_Section):
+    """``[office]``: Office documents through LibreOffice (gateway.documents.office_process)."""
+
+    enabled: bool | Literal["auto"] = "auto"  # "auto": when soffice is found
+    soffice: str = "auto"  # path of the executable, or "auto": soffice on PATH
+    timeout_s: float = Field(default=60, gt=0)
+    memory_mb: int = Field(default=2048, ge=256)
+    slot_wait_s: float = Field(default=30, ge=0)
+
+
 class LoopbackSettings(_Section):
     remotes: dict[str, str] = Field(default_factory=dict)
     pace: float = Field(default=0.0, ge=0, le=10)
@@ -271,6 +281,7 @@ class Settings(_Section):
     fetch: FetchSettings = FetchSettings()
     worker: WorkerSettings = WorkerSettings()
     render: RenderSettings = RenderSettings()
+    office: OfficeSettings = OfficeSettings()
     transport: TransportSettings = TransportSettings()
     notifications: NotificationSettings = NotificationSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
