@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from gateway.errors import BusyError, ConversionError
+from gateway.config import OfficeSettings
+from gateway.errors import BusyError, ConfigError, ConversionError
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +211,26 @@ def _exit_reason(returncode: int) -> str:
     if number == signal.SIGABRT:
         return f"LibreOffice crashed (signal {number}; out of memory or a broken document)"
     return f"LibreOffice failed (exit status {returncode})"
+
+
+def office_converter(settings: OfficeSettings, workers: int) -> LibreOfficeConverter | None:
+    """The converter ``[office]`` asks for, or None (logged once) when there is none to use.
+
+    ``workers`` is the render pool's size (0: one per CPU, as the pool resolves it)."""
+    if settings.enabled is False:
+        log.info("office: disabled by [office] enabled = false; office documents are refused")
+        return None
+    soffice = find_soffice(settings.soffice)
+    if soffice is None:
+        if settings.enabled is True:
+            raise ConfigError(f"[office] soffice: no LibreOffice at {settings.soffice!r}")
+        log.warning("office: no LibreOffice (soffice) found; office documents are refused")
+        return None
+    limits = OfficeLimits(
+        timeout_s=settings.timeout_s,
+        memory_bytes=settings.memory_mb * _MIB,
+        slot_wait_s=settings.slot_wait_s,
+    )
+    slots = workers or os.cpu_count() or 1
+    log.info("office: LibreOffice at %s, %d conversion slots", soffice, slots)
+    return LibreOfficeConverter(soffice, slots, limits)
