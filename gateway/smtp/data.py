@@ -62,13 +62,15 @@ class BulkDataSMTP(SMTP):
         except asyncio.CancelledError:
             self._writer.close()  # the connection went away during DATA, as aiosmtpd does
             raise
-        if state is _State.NOMINAL and self.bare_lf == "reject" and _has_bare_lf(content):
+        bare_lf = state is _State.NOMINAL and _has_bare_lf(content)
+        if bare_lf and self.bare_lf == "reject":
             state = _State.BARE_LF
         if state is not _State.NOMINAL:
             await self.push(_REFUSALS[state])
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
-        content = _crlf(content)
+        if bare_lf:
+            content = _crlf(content)
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
@@ -152,11 +154,9 @@ def _unstuff(data: bytes) -> bytes:
 
 
 def _has_bare_lf(data: bytes) -> bool:
-    return data.count(_LF) != data.count(_CRLF)
+    return data.count(_LF) != data.count(_CRLF)  # two counts in C: no copy in the usual case
 
 
 def _crlf(data: bytes) -> bytes:
     """Bare LF line ends as CRLF; CRLF and lone CRs as they are."""
-    if not _has_bare_lf(data):
-        return data  # two counts in C: the usual case costs no copy
     return data.replace(_CRLF, _LF).replace(_LF, _CRLF)
