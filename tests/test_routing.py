@@ -6,12 +6,19 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.errors import InvalidFieldError
-from gateway.models import Faxbox
+from gateway.errors import (
+    InvalidFieldError,
+    InvalidNumberError,
+    RelayDeniedError,
+    SenderDeniedError,
+)
+from gateway.models import Account, Faxbox, RecipientOutcome
 from gateway.routing import (
+    Sender,
     SenderPolicy,
     dedupe_addresses,
     faxbox_for_sender,
+    resolve_recipient,
     rule_admits,
     sender_admitted,
     split_address,
@@ -164,3 +171,68 @@ def test_dedupe_addresses_keeps_order_and_first_spelling() -> None:
         "Alice@Example.com",
         "ops@x.test",
     ]
+
+
+class Directory:
+    """The store's faxbox lookups, over a list (recipient resolution takes any such)."""
+
+    def __init__(self, *faxboxes: Faxbox, realm: str | None = None) -> None:
+        self.faxboxes = list(faxboxes)
+        self.realm = realm
+
+    async def faxbox_by_domain(self, domain: str) -> Faxbox | None:
+        return next((b for b in self.faxboxes if b.smtp_email_address == domain), None)
+
+    async def account_by_realm(self, realm: str) -> Account | None:
+        return Account("acct", "acme", realm, 0.0) if realm == self.realm else None
+
+    async def faxboxes_of_account(self, account_id: str) -> list[Faxbox]:
+        return [b for b in self.faxboxes if b.account_id == account_id]
+
+
+async def resolve(directory: Directory, sender: Sender, address: str) -> tuple[str, str]:
+    outcome = RecipientOutcome(address=address, reply="")
+    accepted = await resolve_recipient(directory, STRICT, sender, address, outcome)
+    assert (outcome.faxbox_id, outcome.translated_number) == (accepted.faxbox.id, accepted.number)
+    return accepted.faxbox.id, accepted.number
+
+
+async def test_a_faxbox_address_resolves_to_its_faxbox_and_the_number() -> None:
+    directory = Directory(box("@example.com"))
+    found = await resolve(directory, Sender("a@example.com"), "1-415-555-0100@box.fax.test")
+    assert found == ("box", "+14155550100")
+
+
+async def test_a_realm_address_goes_to_the_faxbox_that_admits_the_sender() -> None:
+    directory = Directory(
+        box("@other.test", name="one"), box("@example.com", name="two"), realm="acme.test"
+    )
+    assert await resolve(directory, Sender("a@example.com"), "+14155550100@acme.test") == (
+        "two",
+        "+14155550100",
+    )
+
+
+async def test_the_faxbox_logged_in_as_is_used_whoever_the_sender() -> None:
+    directory = Directory(box(name="one"), box(name="two"), realm="acme.test")
+    for address in ("+14155550100@acme.test", "+14155550100@two.fax.test"):
+        found = await resolve(directory, Sender("", auth_faxbox_id="two"), address)
+        assert found == ("two", "+14155550100")
+
+
+@pytest.mark.parametrize(
+    ("sender", "address", "error", "says"),
+    [
+        (Sender("a@example.com"), "+14155550100@elsewhere.test", RelayDeniedError, "not a fax"),
+        (Sender("a@evil.test"), "+14155550100@box.fax.test", SenderDeniedError, "not allowed"),
+        (Sender(""), "+14155550100@box.fax.test", SenderDeniedError, "null sender"),
+        (Sender("a@evil.test"), "+14155550100@acme.test", SenderDeniedError, "no faxbox"),
+        (Sender("a@example.com"), "fax-me@box.fax.test", InvalidNumberError, "fax-me is not"),
+    ],
+)
+async def test_refusals_say_why(
+    sender: Sender, address: str, error: type[Exception], says: str
+) -> None:
+    directory = Directory(box("@example.com"), realm="acme.test")
+    with pytest.raises(error, match=says):
+        await resolve(directory, sender, address)
