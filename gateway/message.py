@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 
+from gateway.documents.charsets import decode_text
 from gateway.documents.inspect import (
     InspectLimits,
     image_size,
@@ -296,15 +297,11 @@ def _raw_payload(part: Message) -> bytes:
 
 
 def _text_of(part: Message) -> str:
+    """The part's text by its declared charset, with a fallback chain that never raises."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset)
-    except (LookupError, UnicodeDecodeError):
-        # An unknown or lying charset: Latin-1 never fails and keeps ASCII intact.
-        return payload.decode("latin-1")
+    return decode_text(payload, part.get_content_charset())
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")

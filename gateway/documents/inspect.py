@@ -14,7 +14,8 @@ import io
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,9 +24,13 @@ import pypdf
 from PIL import Image
 from pypdf.errors import DependencyError
 
+from gateway.documents.fonts import FontChain, font_chain
 from gateway.documents.imaging import UNREADABLE, open_image, unreadable_reason
+from gateway.documents.raster import PageGeometry
+from gateway.documents.render_text import count_text_pages
 from gateway.documents.structure import check_png, check_size, tiff_pages
-from gateway.errors import DocumentError, TooManyPagesError
+from gateway.documents.text_layout import cells, clean
+from gateway.errors import DocumentError, TooManyPagesError, UndrawableTextError
 from gateway.models import DocumentKind, SourceDocument
 
 log = logging.getLogger(__name__)
@@ -44,9 +49,9 @@ _MAGIC: tuple[tuple[bytes, DocumentKind], ...] = (
 _PDF_REVISIONS = (2, 3, 4, 5, 6)
 # The pypdf modules whose failures are about the encryption, not the file's structure.
 _PYPDF_CRYPTO = ("pypdf._encryption", "pypdf._crypt_providers")
-# Lines per page and columns of the text renderer at 10 pt on Letter, for an early page estimate.
-TEXT_LINES_PER_PAGE = 60
-TEXT_COLUMNS = 80
+# Text pages are estimated on Letter in fine mode (A4 holds a few more lines per page).
+_ESTIMATE_GEOMETRY = PageGeometry.of("fine", "letter")
+UNDRAWABLE_ALLOWED = 3
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,37 @@ def inspect_binary(data: bytes, filename: str, limits: InspectLimits) -> SourceD
     return SourceDocument(kind=kind, data=data, filename=filename, pages=pages)
 
 
-def text_document(text: str, filename: str) -> SourceDocument:
-    """A text document with an estimate of its pages (form feeds start a new page)."""
-    pages = 0
-    for section in text.expandtabs(8).split("\f"):
-        rows = section.rstrip("\n").split("\n")
-        lines = sum(max(1, -(-len(line) // TEXT_COLUMNS)) for line in rows)
-        pages += max(1, -(-lines // TEXT_LINES_PER_PAGE))
+def text_document(text: str, filename: str, fonts: Sequence[str] = ()) -> SourceDocument:
+    """A text document with its pages as the renderer lays them out (on Letter, fine), or
+    UndrawableTextError when too much of it is in characters no font here has (``fonts``
+    are the configured font files)."""
+    missing = undrawable(text, font_chain(fonts))
+    if sum(missing.values()) > _undrawable_allowance(text):
+        points = " ".join(f"U+{ord(char):04X}" for char, _ in missing.most_common(5))
+        more = " ..." if len(missing) > 5 else ""
+        raise UndrawableTextError(
+            filename, f"characters no font on this gateway can draw: {points}{more}"
+        )
+    pages = count_text_pages(text, _ESTIMATE_GEOMETRY)
     return SourceDocument(
         kind=DocumentKind.TEXT, data=text.encode("utf-8"), filename=filename, pages=pages
     )
+
+
+def undrawable(text: str, chain: FontChain) -> Counter[str]:
+    """Characters that would be drawn as "?" (spaces, controls and marks need no glyph)."""
+    return Counter(
+        char
+        for char in clean(text)
+        if not char.isspace() and cells(char) and not chain.can_draw(char)
+    )
+
+
+def _undrawable_allowance(text: str) -> int:
+    """A few stray symbols (an emoji in a signature) become "?"; more than 3, or more than
+    1 % of the text, and the fax would not say what the sender wrote."""
+    printable = sum(1 for char in text if not char.isspace())
+    return max(UNDRAWABLE_ALLOWED, printable // 100)
 
 
 def _pdf_pages(data: bytes, filename: str, limits: InspectLimits) -> int:

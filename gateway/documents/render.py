@@ -43,7 +43,7 @@ def _grey_pages(
     if document.kind is DocumentKind.PDF:
         return pdf_pages(document.data, document.filename, geometry, page_budget)
     if document.kind is DocumentKind.TEXT:
-        return text_pages(document.data.decode("utf-8", errors="replace"), geometry)
+        return text_pages(document.data.decode("utf-8", errors="replace"), geometry, options.fonts)
     return image_pages(
         document.data,
         document.kind,
@@ -103,7 +103,7 @@ def render_cover(
     """The cover page(s), stating the fax's total page count (cover included)."""
     geometry = geometry_of(options)
     total = cover_page_count(cover, geometry) + document_pages
-    return _encode(cover_pages(cover, geometry, total), options)
+    return _encode(cover_pages(cover, geometry, total, options.fonts), options)
 
 
 def assemble_fax(documents: Sequence[list[EncodedPage]], options: RenderOptions) -> RenderedFax:

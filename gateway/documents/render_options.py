@@ -31,6 +31,7 @@ class RenderOptions:
     max_image_pixels: int = 50_000_000
     page_chop: bool = True
     cover: CoverPage | None = None
+    fonts: tuple[str, ...] = ()  # font files tried after the bundled one ([render] fonts)
 
 
 @dataclass(frozen=True)

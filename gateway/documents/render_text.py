@@ -1,37 +1,49 @@
-"""Plain text and cover pages → grey fax pages, drawn with the bundled DejaVu Sans Mono.
+"""Plain text and cover pages → grey fax pages, in any script the gateway has fonts for.
 
-Text is laid out on a fixed grid (10 pt type, 12 pt lines, half-inch margins): tabs expanded to
-8 columns, long lines wrapped at spaces, form feeds start a new page. Glyphs are drawn
-anti-aliased at 204 dpi in both directions (FreeType has no anisotropic scaling) and the page is
-then resampled to the target line density, so the binarizer sees smooth strokes.
+Text is laid out on a fixed grid of cells (10 pt type, 12 pt lines, half-inch margins; see
+``text_layout``), and each character is drawn in its cell with the first font of the chain that
+has its glyph (``fonts``): the bundled DejaVu Sans Mono for Latin, system fonts for the rest. A
+line holding right-to-left characters (Hebrew, Arabic) is drawn whole by raqm, which applies the
+Unicode bidirectional algorithm (so Latin words and numbers inside it keep their order) and
+Arabic shaping; its base direction is that of its first strong character, and a right-to-left
+line is aligned to the right margin. Characters no font has are drawn as "?" (intake refuses
+text with more than a few of them). Glyphs are drawn anti-aliased at 204 dpi in both
+directions (FreeType has no anisotropic scaling) and the page is then resampled to the target
+line density, so the binarizer sees smooth strokes.
 """
 
 from __future__ import annotations
 
 import io
-import re
-import textwrap
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 from PIL import Image, ImageDraw, ImageFont
 
+from gateway.documents.fonts import BUNDLED, FontChain, FontFace, bundled_font_bytes, font_chain
 from gateway.documents.raster import PageGeometry
 from gateway.documents.render_options import CoverPage
+from gateway.documents.text_layout import cells, layout
 
 FONT_PT = 10
 LINE_PT = 12
 MARGIN_IN = 0.5
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+UNDRAWABLE = "?"
+_RTL_CLASSES = frozenset({"R", "AL", "RLE", "RLO", "RLI"})
 
 
-@lru_cache(maxsize=8)
-def _font(size_px: int) -> ImageFont.FreeTypeFont:
-    font_file = resources.files("gateway.documents").joinpath("fonts/DejaVuSansMono.ttf")
-    # From bytes, so the font also loads from a zipped package; FreeType keeps its own copy.
-    return ImageFont.truetype(io.BytesIO(font_file.read_bytes()), size_px)
+@lru_cache(maxsize=64)
+def _font(face: FontFace, size_px: int) -> ImageFont.FreeTypeFont:
+    if face.path == BUNDLED:
+        # From bytes, so the font also loads from a zipped package; FreeType keeps its copy.
+        return ImageFont.truetype(io.BytesIO(bundled_font_bytes()), size_px)
+    return ImageFont.truetype(face.path, size_px, index=face.index)
+
+
+def _grid_font(size_px: int) -> ImageFont.FreeTypeFont:
+    return _font(FontFace(BUNDLED), size_px)
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class _Grid:
     @property
     def columns(self) -> int:
         usable = self.width_px - 2 * self.px(MARGIN_IN * 72)
-        return max(20, int(usable // _font(self.px(FONT_PT)).getlength("M")))
+        return max(20, int(usable // _grid_font(self.px(FONT_PT)).getlength("M")))
 
     @property
     def lines(self) -> int:
@@ -60,49 +72,118 @@ class _Grid:
         return max(10, usable // self.px(LINE_PT))
 
 
-def layout(
-    text: str, columns: int, lines_per_page: int, first_page_lines: int = 0
-) -> list[list[str]]:
-    """Split text into pages of wrapped lines; ``first_page_lines`` reserves room on page one."""
-    text = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
-    wrapper = textwrap.TextWrapper(
-        width=columns, expand_tabs=False, replace_whitespace=False, break_on_hyphens=False
+def _drawable(text: str, chain: FontChain) -> str:
+    return "".join(
+        c if c.isspace() or cells(c) == 0 or chain.can_draw(c) else UNDRAWABLE for c in text
     )
-    pages: list[list[str]] = []
-    for chunk in text.split("\f"):
-        page: list[str] = []
-        capacity = lines_per_page - (first_page_lines if not pages else 0)
-        for raw in chunk.split("\n"):
-            for line in wrapper.wrap(raw.expandtabs(8)) or [""]:
-                if len(page) >= capacity:
-                    pages.append(page)
-                    page, capacity = [], lines_per_page
-                page.append(line)
-        while page and not page[-1].strip():
-            page.pop()  # trailing blank lines would only become chopped blank paper
-        pages.append(page)
-    return pages
 
 
-def _draw(geometry: PageGeometry, grid: _Grid, lines: Sequence[tuple[str, int]]) -> Image.Image:
+def _clusters(text: str) -> Iterator[str]:
+    """Base characters with the combining marks that follow them."""
+    cluster = ""
+    for char in text:
+        if cluster and cells(char) == 0:
+            cluster += char
+            continue
+        if cluster:
+            yield cluster
+        cluster = char
+    if cluster:
+        yield cluster
+
+
+class _LineDrawer:
+    def __init__(self, draw: ImageDraw.ImageDraw, chain: FontChain, grid: _Grid) -> None:
+        self.draw = draw
+        self.chain = chain
+        self.grid = grid
+
+    def line(self, text: str, size_pt: int, y: int) -> None:
+        text = _drawable(text, self.chain)
+        if not text.strip():
+            return
+        size_px = self.grid.px(size_pt)
+        baseline = y + _grid_font(size_px).getmetrics()[0]
+        if any(unicodedata.bidirectional(c) in _RTL_CLASSES for c in text):
+            self._bidi(text, size_px, baseline)
+        else:
+            self._cells(text, size_px, baseline)
+
+    def _cells(self, text: str, size_px: int, baseline: int) -> None:
+        """Left to right on the grid: runs of the grid font as strings, others per cell."""
+        left = self.grid.px(MARGIN_IN * 72)
+        cell = _grid_font(size_px).getlength("M")
+        column, run, run_column = 0, "", 0
+        for cluster in _clusters(text):
+            face = 0 if cluster.isspace() else self.chain.face_of(cluster[0])
+            if face == 0:
+                run_column = run_column if run else column
+                run += cluster
+            else:
+                self._text(run, FontFace(BUNDLED), size_px, (left + run_column * cell, baseline))
+                run = ""
+                assert face is not None  # _drawable replaced what no face draws
+                at = (left + column * cell, baseline)
+                self._text(cluster, self.chain.faces[face], size_px, at)
+            column += sum(cells(c) for c in cluster)
+        self._text(run, FontFace(BUNDLED), size_px, (left + run_column * cell, baseline))
+
+    def _bidi(self, text: str, size_px: int, baseline: int) -> None:
+        """The whole line by raqm (bidi reordering, shaping) in the first face that has all of
+        its characters (else the one for its first right-to-left character)."""
+        chars = [c for c in text if not c.isspace() and cells(c)]
+        covering = [
+            i for i, cov in enumerate(self.chain.coverage) if all(ord(c) in cov for c in chars)
+        ]
+        first_rtl = next(c for c in text if unicodedata.bidirectional(c) in _RTL_CLASSES)
+        index = covering[0] if covering else (self.chain.face_of(first_rtl) or 0)
+        font = _font(self.chain.faces[index], size_px)
+        direction = "rtl" if _base_rtl(text) else "ltr"
+        margin = self.grid.px(MARGIN_IN * 72)
+        x: float = margin
+        if direction == "rtl":
+            x = self.grid.width_px - margin - self.draw.textlength(text, font, direction="rtl")
+        self.draw.text((x, baseline), text, font=font, fill=0, anchor="ls", direction=direction)
+
+    def _text(self, text: str, face: FontFace, size_px: int, at: tuple[float, int]) -> None:
+        if text.strip():
+            self.draw.text(at, text, font=_font(face, size_px), fill=0, anchor="ls")
+
+
+def _base_rtl(text: str) -> bool:
+    """The paragraph direction by the first strong character (Unicode bidi rules P2, P3)."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind == "L":
+            return False
+        if kind in ("R", "AL"):
+            return True
+    return False
+
+
+def _draw(
+    geometry: PageGeometry, grid: _Grid, lines: Sequence[tuple[str, int]], chain: FontChain
+) -> Image.Image:
     """Draw (text, size in pt) lines top-down from the margin; return the page on the fax grid."""
     canvas = Image.new("L", (grid.width_px, grid.height_px), 255)
-    draw = ImageDraw.Draw(canvas)
-    x = y = grid.px(MARGIN_IN * 72)
+    drawer = _LineDrawer(ImageDraw.Draw(canvas), chain, grid)
+    y = grid.px(MARGIN_IN * 72)
     for text, size_pt in lines:
-        if text:
-            draw.text((x, y), text, font=_font(grid.px(size_pt)), fill=0)
+        drawer.line(text, size_pt, y)
         y += grid.px(size_pt * LINE_PT / FONT_PT)
     if canvas.height == geometry.rows:
         return canvas
     return canvas.resize((geometry.width, geometry.rows), Image.Resampling.BOX)
 
 
-def text_pages(text: str, geometry: PageGeometry) -> Iterator[Image.Image]:
-    """Yield grey pages for a plain-text document."""
+def text_pages(
+    text: str, geometry: PageGeometry, fonts: Sequence[str] = ()
+) -> Iterator[Image.Image]:
+    """Yield grey pages for a plain-text document; ``fonts`` are configured font files."""
     grid = _Grid.of(geometry)
+    chain = font_chain(fonts)
     for page in layout(text, grid.columns, grid.lines):
-        yield _draw(geometry, grid, [(line, FONT_PT) for line in page])
+        yield _draw(geometry, grid, [(line, FONT_PT) for line in page], chain)
 
 
 def count_text_pages(text: str, geometry: PageGeometry) -> int:
@@ -141,11 +222,12 @@ def cover_page_count(cover: CoverPage, geometry: PageGeometry) -> int:
 
 
 def cover_pages(
-    cover: CoverPage, geometry: PageGeometry, total_pages: int
+    cover: CoverPage, geometry: PageGeometry, total_pages: int, fonts: Sequence[str] = ()
 ) -> Iterator[Image.Image]:
     """Yield the cover: title, fields and page count, then the body text (more pages if long)."""
     grid = _Grid.of(geometry)
+    chain = font_chain(fonts)
     body = layout(cover.body, grid.columns, grid.lines, _HEADER_LINES) if cover.body else [[]]
     for number, page in enumerate(body):
         head = _cover_fields(cover, total_pages) if number == 0 else []
-        yield _draw(geometry, grid, head + [(line, FONT_PT) for line in page])
+        yield _draw(geometry, grid, head + [(line, FONT_PT) for line in page], chain)

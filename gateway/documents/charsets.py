@@ -1,0 +1,72 @@
+"""Text part bytes → str with a fallback chain that never raises.
+
+Mail clients label text with the name of a charset whose superset they really wrote (Outlook's
+"gb2312" holds GBK characters, "ks_c_5601-1987" is Windows code page 949, "iso-8859-1" often
+carries Windows-1252 quotes), so a declared name is first mapped to the superset; a charset that
+is unknown or does not decode is followed by UTF-8, then Windows-1252, then Latin-1, which maps
+every byte and so cannot fail.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+# Declared name (lower case) → the codec that decodes what clients really send under it.
+_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "euc-cn": "gb18030",
+    "csgb2312": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "ks_c_5601": "cp949",
+    "ksc5601": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "windows-31j": "cp932",
+    "iso-2022-jp": "iso2022_jp_2",
+    "big5": "big5hkscs",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "us-ascii": "utf-8",
+    "ascii": "utf-8",
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-8-e": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "iso-8859-6-e": "iso-8859-6",
+    "iso-8859-9": "cp1254",
+    "tis-620": "cp874",
+    "unicode-1-1-utf-7": "utf-7",
+}
+_FALLBACKS = ("utf-8", "cp1252")
+
+
+def codec_for(declared: str | None) -> str | None:
+    """The text codec to try first for a declared charset, or None if there is none usable."""
+    if not declared:
+        return None
+    name = declared.strip().strip('"').lower()
+    name = _SUPERSETS.get(name, name)
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return None
+    # A charset parameter could name a bytes-to-bytes codec (base64, zlib): not text.
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
+
+
+def decode_text(data: bytes, declared: str | None) -> str:
+    """Decode ``data``: declared charset (as its superset) → UTF-8 → Windows-1252 → Latin-1."""
+    first = codec_for(declared)
+    for codec in (first, *_FALLBACKS) if first else _FALLBACKS:
+        try:
+            return data.decode(codec)
+        except (UnicodeError, LookupError, ValueError):  # some codecs raise a bare UnicodeError
+            continue
+    return data.decode("latin-1")
