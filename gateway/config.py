@@ -117,6 +117,9 @@ class RenderSettings(_Section):
     compression: Literal["g4", "g3_1d", "g3_2d"] = "g4"
     document_timeout_s: float = Field(default=60, gt=0)
     workers: int = Field(default=0, ge=0)
+    # Font files (.ttf, .otf, .ttc; "file.ttc#2" for a face of a collection) tried after the
+    # bundled DejaVu Sans Mono and before the fonts fontconfig finds.
+    fonts: tuple[str, ...] = ()
 
 
 class OfficeSettings(_Section):
