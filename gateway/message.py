@@ -1,7 +1,10 @@
 """From an RFC 5322 message to the ordered list of documents to fax (pure: bytes in, records out).
 
 Parts are taken in message order; nested multiparts and attached messages are walked; a
-part's real type is found from its bytes, not its label or file name.
+part's real type is found from its bytes, not its label or file name. Every faxable leaf is a
+page except an image the message's own HTML shows (by ``cid:`` or Content-Location): whether a
+picture is decoration is the HTML's word, not its size or its Content-Disposition, which Apple
+Mail sets to ``inline`` on attached pictures. Signatures are never faxed.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import email.policy
 import functools
 import html
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
@@ -19,7 +23,6 @@ from email.message import EmailMessage, Message
 from gateway.documents.charsets import decode_text
 from gateway.documents.inspect import (
     InspectLimits,
-    image_size,
     inspect_binary,
     sniff,
     text_document,
@@ -36,12 +39,17 @@ from gateway.models import DocumentKind, SourceDocument
 FAX_TYPES = frozenset(
     {"application/pdf", "image/tiff", "image/png", "image/jpeg", "image/gif", "image/jpg"}
 )
-# Parts that travel with ordinary mail and are never meant to be faxed: not "unsupported".
-IGNORED_TYPES = frozenset(
+# Never faxed, whatever their bytes look like: a signature is proof, not content.
+SIGNATURE_TYPES = frozenset(
     {
         "application/pkcs7-signature",
         "application/x-pkcs7-signature",
         "application/pgp-signature",
+    }
+)
+# Parts that travel with ordinary mail and are never meant to be faxed: not "unsupported".
+IGNORED_TYPES = frozenset(
+    {
         "application/pgp-keys",
         "text/calendar",
         "text/x-vcard",
@@ -59,11 +67,17 @@ _EXTENSIONS = {
     DocumentKind.TEXT: "txt",
 }
 MAX_NESTING = 20
+# Outlook's "Rich Text" wrapper (MS-OXTNEF): its attachments are inside, unread by us.
+TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
+TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
+REFERENCED = "referenced by the HTML"
 
 
 @dataclass(frozen=True)
 class IntakeOptions:
     include_body: bool = False
+    # No longer decides anything (issue 11: the HTML's references do); still accepted so that
+    # [smtp] min_inline_image_px in existing configs and the SMTP handler keep working.
     min_inline_image_px: int = 300
     limits: InspectLimits = field(default_factory=InspectLimits)
 
@@ -74,8 +88,12 @@ class PartInfo:
 
     content_type: str
     filename: str | None  # the client's file name, never a path of ours
-    outcome: str  # document, body, skipped (an inline logo), unsupported, ignored, rejected
+    # document (a page or more), body (the message text, faxed), skipped (part of the HTML),
+    # ignored (never meant to be faxed: a signature, a calendar), unsupported (a type we cannot
+    # fax), rejected (refused: the message is refused with it)
+    outcome: str
     pages: int | None = None
+    reason: str | None = None  # why skipped or ignored, in a few words
 
     def view(self) -> dict[str, str]:
         data = {"content_type": self.content_type, "outcome": self.outcome}
@@ -83,6 +101,8 @@ class PartInfo:
             data["filename"] = self.filename
         if self.pages is not None:
             data["pages"] = str(self.pages)
+        if self.reason:
+            data["reason"] = self.reason
         return data
 
 
@@ -163,7 +183,7 @@ def _read_into(parsed: ParsedMessage, raw: bytes, options: IntakeOptions) -> Non
         parsed.message_id = _header(message, "Message-ID")
         parsed.subject = _header(message, "Subject")
         parsed.from_header = _header(message, "From")
-        walker = _Walker(parsed, options)
+        walker = _Walker(parsed, options, _html_references(message))
         walker.walk(message, depth=0, top=True)
     except MessageError:
         raise
@@ -195,9 +215,10 @@ def _header(message: Message, name: str) -> str | None:
 
 
 class _Walker:
-    def __init__(self, parsed: ParsedMessage, options: IntakeOptions) -> None:
+    def __init__(self, parsed: ParsedMessage, options: IntakeOptions, shown: _References) -> None:
         self.parsed = parsed
         self.options = options
+        self.shown = shown
         self.count = 0
         self.html_body: str | None = None
 
@@ -206,29 +227,41 @@ class _Walker:
             raise DocumentError("message", f"MIME nesting deeper than {MAX_NESTING}")
         ctype = part.get_content_type()
         if part.is_multipart():
-            payload = part.get_payload()
-            children = (
-                [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
-            )
+            children = _children(part)
             if ctype == "multipart/alternative":
                 children = [_preferred_alternative(children)] if children else []
+            signatures: list[Message] = []
+            if ctype == "multipart/signed":
+                # RFC 1847: the first part is the content, the rest its signature, whatever
+                # the signature part is labelled.
+                children, signatures = children[:1], children[1:]
             for child in children:
                 self.walk(child, depth + 1, top and ctype != "message/rfc822")
-            if top and depth == 0 and self.parsed.body is None and self.html_body:
-                self.parsed.body = self.html_body
-            return
-        self.count += 1
-        self.leaf(part, ctype, top)
+            for signature in signatures:
+                self.count += 1
+                self.ignore(signature, "signature")
+        else:
+            self.count += 1
+            self.leaf(part, ctype, top)
         if top and depth == 0 and self.parsed.body is None and self.html_body:
             self.parsed.body = self.html_body
+
+    def ignore(self, part: Message, reason: str) -> None:
+        filename = _safe_filename(part.get_filename())
+        self.parsed.parts.append(
+            PartInfo(part.get_content_type(), filename, "ignored", None, reason)
+        )
 
     def leaf(self, part: Message, ctype: str, top: bool) -> None:
         attached = part.get_content_disposition() == "attachment"
         filename = _safe_filename(part.get_filename())
         parts = self.parsed.parts
+        if ctype in SIGNATURE_TYPES:
+            self.ignore(part, "signature")
+            return
         if ctype == "text/plain" and not attached and not filename:
-            if top and self.parsed.body is None:
-                self.parsed.body = _clean_text(_text_of(part))
+            if top:
+                self._add_body(_clean_text(_text_of(part)))
             return
         if ctype == "text/html" and not attached:
             if top and self.html_body is None:
@@ -242,29 +275,23 @@ class _Walker:
                 self.parsed.documents.append(doc)
                 parts.append(PartInfo(ctype, filename, "document", doc.pages))
             else:
-                parts.append(PartInfo(ctype, filename, "ignored"))
+                parts.append(PartInfo(ctype, filename, "ignored", None, "no text"))
             self._check_pages(name)
             return
         data = part.get_payload(decode=True)
         if not isinstance(data, bytes) or not data:
             if ctype in FAX_TYPES:
                 raise DocumentError(filename or ctype, "empty document")
-            parts.append(PartInfo(ctype, filename, "ignored"))
+            parts.append(PartInfo(ctype, filename, "ignored", None, "empty"))
             return
         kind = sniff(data)
         if kind is None:
-            if ctype in FAX_TYPES:
-                raise DocumentError(filename or ctype, f"labelled {ctype} but is not one")
-            if ctype in IGNORED_TYPES or ctype.startswith(("text/", "multipart/")):
-                parts.append(PartInfo(ctype, filename, "ignored"))
-            else:
-                self.parsed.unsupported.append(f"{filename} ({ctype})" if filename else ctype)
-                parts.append(PartInfo(ctype, filename, "unsupported"))
+            self._not_a_fax_type(data, ctype, filename)
             return
         name = filename or self._name(kind)
-        if kind in _IMAGE_KINDS and not attached and self._is_decoration(data):
+        if kind in _IMAGE_KINDS and self.shown.includes(part):
             self.parsed.skipped.append(name)
-            parts.append(PartInfo(ctype, filename, "skipped"))
+            parts.append(PartInfo(ctype, filename, "skipped", None, REFERENCED))
             return
         parts.append(PartInfo(ctype, filename, "rejected"))  # until it passes inspection
         doc = inspect_binary(data, name, self.options.limits)
@@ -272,16 +299,92 @@ class _Walker:
         self.parsed.documents.append(doc)
         self._check_pages(name)
 
+    def _not_a_fax_type(self, data: bytes, ctype: str, filename: str | None) -> None:
+        parts = self.parsed.parts
+        if ctype in TNEF_TYPES or data.startswith(TNEF_SIGNATURE) or _is_winmail(filename):
+            parts.append(PartInfo(ctype, filename, "rejected"))
+            raise UnsupportedDocumentError(
+                f"{filename or 'winmail.dat'}: an Outlook Rich Text (TNEF) attachment; "
+                "send the documents again with Outlook's Rich Text format turned off "
+                "(HTML or plain text)"
+            )
+        if ctype in FAX_TYPES:
+            raise DocumentError(filename or ctype, f"labelled {ctype} but is not one")
+        if ctype in IGNORED_TYPES or ctype.startswith(("text/", "multipart/")):
+            parts.append(PartInfo(ctype, filename, "ignored", None, "not a document"))
+        else:
+            self.parsed.unsupported.append(f"{filename} ({ctype})" if filename else ctype)
+            parts.append(PartInfo(ctype, filename, "unsupported"))
+
+    def _add_body(self, text: str | None) -> None:
+        # Apple Mail splits the text around inline pictures into several text/plain parts.
+        if text is None:
+            return
+        if self.parsed.body is None:
+            self.parsed.body = text
+        else:
+            self.parsed.body = self.parsed.body.rstrip("\n") + "\n\n" + text
+
     def _check_pages(self, name: str) -> None:
         if self.parsed.pages > self.options.limits.max_pages:
             raise TooManyPagesError(f"more than {self.options.limits.max_pages} pages (at {name})")
 
-    def _is_decoration(self, data: bytes) -> bool:
-        size = image_size(data)
-        return size is not None and min(size) < self.options.min_inline_image_px
-
     def _name(self, kind: DocumentKind) -> str:
         return f"part-{self.count}.{_EXTENSIONS[kind]}"
+
+
+def _children(part: Message) -> list[Message]:
+    payload = part.get_payload()
+    return [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+
+
+def _is_winmail(filename: str | None) -> bool:
+    return filename is not None and filename.lower() == "winmail.dat"
+
+
+# What an HTML part shows: cid: URLs anywhere (img src, background, CSS url()), and the
+# src/background attribute values, which RFC 2557 resolves against a part's Content-Location.
+# Links (href) do not count: a linked attachment is still something the sender attached.
+_CID_URL = re.compile(r"""cid:\s*(<[^\s"'<>]+>|[^\s"'()<>]+)""", re.IGNORECASE)
+_EMBED_ATTR = re.compile(
+    r"""\b(?:src|background)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE
+)
+_LINK_ATTR = re.compile(r"""\bhref\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
+
+
+def _content_id(value: str) -> str:
+    return urllib.parse.unquote(value).strip().strip("<>").strip().lower()
+
+
+@dataclass
+class _References:
+    content_ids: set[str] = field(default_factory=set)
+    locations: set[str] = field(default_factory=set)
+
+    def add_html(self, markup: str) -> None:
+        for match in _CID_URL.finditer(_LINK_ATTR.sub("", markup)):
+            self.content_ids.add(_content_id(match.group(1)))
+        for match in _EMBED_ATTR.finditer(markup):
+            value = next(g for g in match.groups() if g is not None).strip()
+            if value and not value.lower().startswith("cid:"):
+                self.locations.add(html.unescape(value))
+
+    def includes(self, part: Message) -> bool:
+        content_id = part.get("Content-ID")
+        if content_id is not None and _content_id(str(content_id)) in self.content_ids:
+            return True
+        location = part.get("Content-Location")
+        return location is not None and " ".join(str(location).split()) in self.locations
+
+
+def _html_references(message: Message) -> _References:
+    """What every HTML part of the message shows, including alternatives not faxed: the
+    picture in an HTML signature is part of that HTML even when the text/plain is faxed."""
+    references = _References()
+    for part in message.walk():
+        if part.get_content_type() == "text/html" and not part.is_multipart():
+            references.add_html(_text_of(part))
+    return references
 
 
 def _preferred_alternative(children: list[Message]) -> Message:

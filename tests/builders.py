@@ -185,3 +185,46 @@ def single_part_email(data: bytes, ctype: str, filename: str | None = None) -> b
     part["Message-ID"] = make_msgid(domain="example.com")
     part["MIME-Version"] = "1.0"
     return part.as_bytes()
+
+
+def apple_mail_email(
+    image: bytes, filename: str = "photo.png", body: str = "Here is the photo."
+) -> EmailMessage:
+    """As Apple Mail sends an attached picture: multipart/mixed, a text/plain body and the
+    image marked ``Content-Disposition: inline`` with a file name and a Content-ID, and no
+    HTML part that refers to it."""
+    msg = make_email(body=body, subject="Photo")
+    msg.make_mixed()
+    part = MIMEImage(image, _subtype="png", name=filename)
+    part.add_header("Content-Disposition", "inline", filename=filename)
+    part.add_header("Content-ID", make_msgid(domain="apple.test"))
+    msg.attach(part)
+    return msg
+
+
+def html_with_images(
+    html: str, images: list[tuple[bytes, str | None, str | None]], body: str | None = None
+) -> EmailMessage:
+    """multipart/related: an HTML part (inside multipart/alternative with ``body`` as its
+    text/plain when given), then each image (data, Content-ID or None, Content-Location or
+    None), inline, as mail clients send pictures embedded in the HTML."""
+    msg = make_email(body=None, subject="HTML mail")
+    related = MIMEMultipart("related")
+    if body is None:
+        related.attach(MIMEText(html, "html"))
+    else:
+        alternative = MIMEMultipart("alternative")
+        alternative.attach(MIMEText(body, "plain"))
+        alternative.attach(MIMEText(html, "html"))
+        related.attach(alternative)
+    for data, cid, location in images:
+        part = MIMEImage(data, _subtype="png")
+        part.add_header("Content-Disposition", "inline")
+        if cid is not None:
+            part.add_header("Content-ID", cid)
+        if location is not None:
+            part.add_header("Content-Location", location)
+        related.attach(part)
+    msg.make_mixed()
+    msg.attach(related)
+    return msg

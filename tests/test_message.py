@@ -217,19 +217,6 @@ def test_no_document() -> None:
         read_message(make_email(body=" \n\t\n").as_bytes(), OPTIONS)
 
 
-def test_inline_logos_are_skipped() -> None:
-    message = make_email(attachments=[(pdf_bytes(), "application/pdf", "a.pdf")])
-    with_inline_image(message, image_bytes("PNG", (299, 1000)))
-    with_inline_image(message, image_bytes("PNG", (1000, 299)))
-    with_inline_image(message, image_bytes("PNG", (300, 300)))
-    parsed = read_message(message.as_bytes(), OPTIONS)
-    assert [d.kind for d in parsed.documents] == [DocumentKind.PDF, DocumentKind.PNG]
-    assert len(parsed.skipped) == 2
-    # The threshold is configurable.
-    parsed = read_message(message.as_bytes(), IntakeOptions(min_inline_image_px=100))
-    assert len(parsed.documents) == 4
-
-
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

@@ -178,15 +178,17 @@ async def test_include_body_puts_it_first(smtp: SmtpHarness, store: Store) -> No
     ]
 
 
-async def test_inline_logo_is_skipped(smtp: SmtpHarness, tenant: Tenant) -> None:
+async def test_small_inline_images_are_pages(smtp: SmtpHarness, tenant: Tenant) -> None:
+    # No pixel rule (issue 11): only the HTML's own pictures are left out (test_message_smtp).
     pdf = pdf_bytes()
     message = make_email(attachments=[(pdf, "application/pdf", "a.pdf")])
-    with_inline_image(message, image_bytes("PNG", (200, 80)))  # a signature logo
-    with_inline_image(message, image_bytes("GIF", (600, 299)), "gif")  # short banner
+    with_inline_image(message, image_bytes("PNG", (200, 80)))
+    with_inline_image(message, image_bytes("GIF", (600, 299)), "gif")
     out = await smtp.transact(message)
-    assert [k for k, _, _ in await originals(smtp.store, out.fax_ids[0])] == [DocumentKind.PDF]
+    kinds = [k for k, _, _ in await originals(smtp.store, out.fax_ids[0])]
+    assert kinds == [DocumentKind.PDF, DocumentKind.PNG, DocumentKind.GIF]
     [row] = await smtp.smtplog()
-    assert [d["outcome"] for d in row.documents] == ["document", "skipped", "skipped"]
+    assert [d["outcome"] for d in row.documents] == ["document", "document", "document"]
 
 
 async def test_large_inline_image_and_small_attachment_are_kept(
