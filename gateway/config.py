@@ -29,6 +29,15 @@ class StorageSettings(_Section):
     path: Path = Path("var/gateway.sqlite3")
     # "full" fsyncs the WAL on every commit (power-loss safe); "normal" survives process crashes.
     synchronous: Literal["full", "normal"] = "full"
+    # PostgreSQL instead of the file at ``path``: several nodes share one database.
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError('must be a "postgresql://..." url')
+        return value
 
 
 class SmtpSettings(_Section):
@@ -309,6 +318,8 @@ def parse_settings(data: dict[str, object]) -> Settings:
         )
         raise ConfigError(f"invalid configuration: {problems}") from exc
     smtp = settings.smtp
+    if settings.storage.url is not None and "path" in settings.storage.model_fields_set:
+        raise ConfigError("storage: set path (SQLite) or url (PostgreSQL), not both")
     if (smtp.tls_cert is None) != (smtp.tls_key is None):
         raise ConfigError("smtp.tls_cert and smtp.tls_key must be set together")
     if smtp.require_tls and smtp.tls_cert is None:

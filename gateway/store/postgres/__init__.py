@@ -1,0 +1,146 @@
+"""``PostgresStore``: every store role on one PostgreSQL database shared by several nodes.
+
+It runs the same store operations as ``SqliteStore`` (gateway/store/{core,jobs,...}.py, their
+SQL rewritten by ``dialect``); what one SQLite writer gave for free is done by the database
+across nodes: ``claim_due`` runs under one advisory lock (a node's choice of due jobs sees
+every other node's committed claims; a partial unique index backs "one call per number"),
+the render and notification claims take rows ``FOR UPDATE SKIP LOCKED``, and an SMTP message
+accepted twice (a retry reaching another node) finds the first job through a unique index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from gateway.errors import StorageError
+from gateway.models import NewFax, SmtpLogEntry, SourceDocument
+from gateway.store.base import StoreBase
+from gateway.store.core import FAX_INSERT, fax_values
+from gateway.store.database import Database, _to_the_end
+from gateway.store.postgres.database import Connection, PgDatabase, redacted, serialized
+from gateway.store.records import Claim
+from gateway.store.rows import SMTPLOG_INSERT, smtplog_values
+from gateway.store.sqlite import SqliteStore
+
+PG_DUMP = Path(os.environ.get("FAX_GATEWAY_PG_BIN", "/usr/lib/postgresql/15/bin")) / "pg_dump"
+
+
+class PostgresStore(SqliteStore):
+    """``PostgresStore(PgDatabase(url), clock)``; ``open`` connects and refuses a schema it
+    does not know (``migrate`` applies the migrations: ``fax-gateway migrate``)."""
+
+    def __init__(self, database: PgDatabase, clock: Callable[[], float] = time.time) -> None:
+        # The shared operations see the pool through the SQLite Database's shape.
+        StoreBase.__init__(self, cast(Database, database), clock)
+        self.pg = database
+
+    async def open(self) -> None:
+        await self.pg.open()
+
+    async def migrate(self) -> int:
+        """Apply missing migrations; the schema version now."""
+        await self.pg.open(migrate=True)
+        try:
+            return self.pg.schema_version
+        finally:
+            await self.pg.close()
+
+    async def accept_message(
+        self,
+        entry: SmtpLogEntry,
+        faxes: Sequence[tuple[str, NewFax]],
+        documents: Sequence[SourceDocument],
+        message_digest: str | None = None,
+    ) -> None:
+        """The jobs, their documents and the smtplog row in one commit. A job the unique
+        index already holds (the same message accepted by another node a moment ago) is not
+        made again: the smtplog row names the existing job instead. A caller cancelled
+        meanwhile (its client hung up) does not cut the commit short: it waits for it."""
+        await _to_the_end(self._accept(entry, faxes, documents, message_digest))
+
+    async def _accept(
+        self,
+        entry: SmtpLogEntry,
+        faxes: Sequence[tuple[str, NewFax]],
+        documents: Sequence[SourceDocument],
+        message_digest: str | None,
+    ) -> None:
+        now = self.clock()
+        async with self.pg.transaction() as db:
+            ids = [await self._insert_document(_sqlite(db), doc.data) for doc in documents]
+            fax_ids: dict[str, str] = {}
+            for fax_id, fax in faxes:
+                row = await (
+                    await db.execute(
+                        FAX_INSERT + " ON CONFLICT DO NOTHING RETURNING id",
+                        fax_values(fax_id, fax, now, entry.id, message_digest),
+                    )
+                ).fetchone()
+                if row is None:
+                    fax_ids[fax_id] = await self._existing_job(db, fax, message_digest)
+                    continue
+                fax_ids[fax_id] = fax_id
+                for seq, (doc_id, doc) in enumerate(zip(ids, documents, strict=True)):
+                    await self._link_document(_sqlite(db), fax_id, "original", seq, doc_id, doc)
+            if any(old != new for old, new in fax_ids.items()):
+                entry = dataclasses.replace(
+                    entry, fax_ids=[fax_ids.get(i, i) for i in entry.fax_ids]
+                )
+            await db.execute(SMTPLOG_INSERT, smtplog_values(entry))
+
+    async def _existing_job(self, db: Connection, fax: NewFax, digest: str | None) -> str:
+        row = await (
+            await db.execute(
+                "SELECT id FROM faxes WHERE message_id = ? AND coalesce(faxbox_id, '') = ?"
+                " AND to_number = ? AND message_digest = ? AND direction = 'outbound'",
+                (fax.message_id, fax.faxbox_id or "", fax.to_number, digest),
+            )
+        ).fetchone()
+        if row is None:  # pragma: no cover - the conflict that sent us here names it
+            raise StorageError("an accepted job vanished")
+        return str(row["id"])
+
+    async def claim_due(
+        self, owner: str, lease_s: float, max_per_account: int, limit: int
+    ) -> list[Claim]:
+        # One claim at a time across all nodes: the choice of due jobs (one per number, at
+        # most max_per_account running) must see every other node's committed claims.
+        token = serialized.set(True)
+        try:
+            return await super().claim_due(owner, lease_s, max_per_account, limit)
+        finally:
+            serialized.reset(token)
+
+    async def backup(self, target: Path) -> dict[str, Any]:
+        """``pg_dump --format=custom`` of the live database to ``target`` (a consistent
+        snapshot: one repeatable-read transaction); restore with ``pg_restore``."""
+        partial = target.with_name(f".{target.name}.partial")
+        process = await asyncio.create_subprocess_exec(
+            str(PG_DUMP),
+            "--format=custom",
+            f"--file={partial}",
+            f"--dbname={self.pg.url}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        if process.returncode != 0:
+            partial.unlink(missing_ok=True)
+            message = redacted(err.decode(errors="replace").strip())
+            raise StorageError(f"backup to {target} failed: pg_dump: {message}")
+        os.replace(partial, target)
+        size = await asyncio.to_thread(os.path.getsize, target)
+        return {"path": str(target), "bytes": size, "format": "pg_dump"}
+
+
+def _sqlite(db: Connection) -> Any:
+    return db  # the shared helpers take aiosqlite's connection; ours has its execute
+
+
+__all__ = ["PgDatabase", "PostgresStore"]
