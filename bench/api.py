@@ -34,7 +34,8 @@ from gateway.api.cursor import Cursor
 from gateway.api.paging import MAX_RANGE_S
 from gateway.config import parse_settings
 from gateway.models import Faxbox
-from gateway.store import Store
+from gateway.store import SqliteStore
+from gateway.store.database import Database
 from gateway.views import gregorian
 
 NOW = 1_800_000_000.0
@@ -70,8 +71,8 @@ class Case:
     cpu_p99_ms: float  # processes on a busy machine cannot inflate
 
 
-async def build(path: Path, size: int) -> tuple[Store, str, str, str]:
-    store = Store(path, "normal", clock=lambda: NOW)
+async def build(path: Path, size: int) -> tuple[SqliteStore, str, str, str]:
+    store = SqliteStore(Database(path, "normal"), lambda: NOW)
     await store.open()
     mine, token, _ = await store.create_account("bench")
     theirs, _, _ = await store.create_account("other")
@@ -107,9 +108,9 @@ async def build(path: Path, size: int) -> tuple[Store, str, str, str]:
             )
         )
     marks = ", ".join("?" for _ in COLUMNS.split(","))
-    async with store.db.transaction() as db:
+    async with store.database.transaction() as db:
         await db.executemany(f"INSERT INTO faxes ({COLUMNS}) VALUES ({marks})", rows)
-    async with store.db.transaction() as db:
+    async with store.database.transaction() as db:
         await db.execute("ANALYZE")
     return store, mine.id, token, box.id
 
@@ -124,7 +125,7 @@ class Target:
     """One store and the two requests measured against it."""
 
     size: int
-    store: Store
+    store: SqliteStore
     client: httpx.AsyncClient
     url: str
     headers: dict[str, str]
@@ -138,7 +139,7 @@ async def prepare(folder: Path, size: int) -> Target:
     print(f"# {size} faxes: store built in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     app = create_app(store, parse_settings({"storage": {"path": str(path)}}), clock=lambda: NOW)
     # The deep page starts at the row 90 % of the way down the measured folder.
-    outbox = await store.db.fetchall(
+    outbox = await store.database.fetchall(
         "SELECT created, id FROM faxes WHERE account_id = ? AND direction = 'outbound'"
         " AND status IN ('completed', 'failed') ORDER BY created DESC, id DESC",
         (account_id,),

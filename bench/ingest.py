@@ -38,7 +38,8 @@ from gateway.config import SmtpSettings
 from gateway.models import Faxbox
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
-from gateway.store import Store
+from gateway.store import SqliteStore
+from gateway.store.database import Database
 
 DOMAIN = "fax.bench"
 SENDER = "bench@example.com"
@@ -114,7 +115,7 @@ async def start_sink() -> Running:
 
 
 async def start_gateway(folder: Path, connections: int, synchronous: str = "full") -> Running:
-    store = Store(folder / "bench.sqlite3", synchronous)
+    store = SqliteStore(Database(folder / "bench.sqlite3", synchronous))
     await store.open()
     account, _, _ = await store.create_account("bench")
     await store.create_faxbox(
@@ -140,7 +141,7 @@ async def start_gateway(folder: Path, connections: int, synchronous: str = "full
         await store.close()
 
     async def accepted() -> int:
-        row = await store.db.fetchone("SELECT count(*) FROM faxes")
+        row = await store.database.fetchone("SELECT count(*) FROM faxes")
         count = int(row[0]) if row else 0
         commits = store._intake_commits.commits
         print(f"         {commits} group commits ({count / max(1, commits):.1f} messages each)")

@@ -39,7 +39,7 @@ from gateway.config import parse_settings
 from gateway.documents.pdfout import tiff_to_pdf
 from gateway.documents.render import RenderOptions, render_fax
 from gateway.models import DocumentKind, FaxStatus, NewFax, SourceDocument
-from gateway.store import Store
+from gateway.store import store_for
 from gateway.transports import session
 from gateway.transports.base import OutboundCall, TxResult
 from gateway.transports.loopback import LoopbackTransport
@@ -150,7 +150,7 @@ async def throughput(doc: SourceDocument, jobs: int, lines: int, executor: str) 
                 "worker": {"lines": lines, "max_outbound": jobs},
             }
         )
-        store = Store(settings.storage.path, settings.storage.synchronous)
+        store = store_for(settings.storage)
         await store.open()
         account, _, _ = await store.create_account("bench")
         for n in range(jobs):

@@ -30,7 +30,7 @@ from typing import Any
 from gateway import housekeeping
 from gateway.config import RetentionSettings, Settings
 from gateway.errors import NotFoundError
-from gateway.store import Store
+from gateway.store import AdminStore, store_for
 from gateway.views import fax_view
 
 FAX_ACTIONS = ("show", "retry", "cancel")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _with_store(settings: Settings, args: argparse.Namespace) -> int:
-    store = Store(settings.storage.path, settings.storage.synchronous)
+    store = store_for(settings.storage)
     await store.open()
     try:
         if args.command == "purge":
@@ -93,7 +93,7 @@ async def _with_store(settings: Settings, args: argparse.Namespace) -> int:
         await store.close()
 
 
-async def _fax_action(store: Store, args: argparse.Namespace) -> int:
+async def _fax_action(store: AdminStore, args: argparse.Namespace) -> int:
     if args.fax_action == "show":
         fax = await store.get_fax(args.fax_id)
         data = fax_view(fax, await store.fax_attempts(fax.id))
@@ -125,7 +125,7 @@ async def _fax_action(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _faxbox_retries(store: Store, fax_id: str) -> int:
+async def _faxbox_retries(store: AdminStore, fax_id: str) -> int:
     fax = await store.get_fax(fax_id)
     if fax.faxbox_id is None:
         return 1
@@ -135,7 +135,7 @@ async def _faxbox_retries(store: Store, fax_id: str) -> int:
         return 1
 
 
-async def _purge(store: Store, retention: RetentionSettings, args: argparse.Namespace) -> int:
+async def _purge(store: AdminStore, retention: RetentionSettings, args: argparse.Namespace) -> int:
     overrides = {
         f"{kind}_days": value
         for kind in ("documents", "faxes", "smtplog")

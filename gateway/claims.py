@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from gateway.errors import StorageError
-from gateway.store import Store
+from gateway.store import LeaseRenewal
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class ClaimLoop:
     """Subclasses claim jobs in ``run_once`` and hand each to ``start``."""
 
-    store: Store
+    store: LeaseRenewal
     owner: str
 
     def __init__(self) -> None:

@@ -16,7 +16,7 @@ from gateway.errors import ConfigError, GatewayError, InvalidFieldError, NotFoun
 from gateway.models import Faxbox
 from gateway.numbers import normalize_api_number
 from gateway.routing import validate_rule
-from gateway.store import Store
+from gateway.store import Store, store_for
 from gateway.views import fax_summary, faxbox_view, smtplog_summary
 
 T = TypeVar("T")
@@ -115,7 +115,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
-    store = Store(settings.storage.path, settings.storage.synchronous)
+    store = store_for(settings.storage)
     await store.open()
     try:
         return await action(store)

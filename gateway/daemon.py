@@ -45,7 +45,7 @@ from gateway.notify import Notifier
 from gateway.pipeline import RenderStage
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
-from gateway.store import Store
+from gateway.store import store_for
 from gateway.transports.factory import build_transport
 from gateway.worker import Worker, lease_owner
 
@@ -69,7 +69,7 @@ class Daemon:
 
     async def start(self) -> None:
         s = self.settings
-        self.store = Store(s.storage.path, s.storage.synchronous)
+        self.store = store_for(s.storage)
         # Before anything opens: a broken template or CA file stops the start with a ConfigError.
         self.notifier = Notifier(self.store, s.notifications)
         await self.store.open()

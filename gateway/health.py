@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.store import Store
+from gateway.store import AdminStore
 
 Check = Callable[[], Awaitable[str | None]]
 Clock = Callable[[], float]
@@ -64,7 +64,9 @@ class Health:
         return OK if problem is None else problem
 
 
-def for_store(store: Store, clock: Clock = time.monotonic, busy_after_s: float = 30.0) -> Health:
+def for_store(
+    store: AdminStore, clock: Clock = time.monotonic, busy_after_s: float = 30.0
+) -> Health:
     """A ``Health`` that checks the store: a cheap read, and whether the writer is usable."""
     health = Health(clock)
     health.add("store", store_read(store))
@@ -72,7 +74,7 @@ def for_store(store: Store, clock: Clock = time.monotonic, busy_after_s: float =
     return health
 
 
-def store_read(store: Store) -> Check:
+def store_read(store: AdminStore) -> Check:
     async def check() -> str | None:
         await store.count_accounts()
         return None
@@ -80,7 +82,7 @@ def store_read(store: Store) -> Check:
     return check
 
 
-def store_writer(store: Store, clock: Clock, busy_after_s: float) -> Check:
+def store_writer(store: AdminStore, clock: Clock, busy_after_s: float) -> Check:
     """The writer is closed, or in a transaction that nothing will end (seen while holding its
     lock, so no transaction of ours can be under way), or its lock has not been free at any
     check for ``busy_after_s``. Busy for less is ordinary: a transaction waiting for another
@@ -90,7 +92,7 @@ def store_writer(store: Store, clock: Clock, busy_after_s: float) -> Check:
 
     async def check() -> str | None:
         nonlocal stuck_since, busy_since
-        state = await store.db.writer_health(wait_s=1.0)
+        state = await store.writer_health(wait_s=1.0)
         now = clock()
         if state != "in a transaction":
             stuck_since = None

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from gateway.config import RetentionSettings
 from gateway.errors import StorageError
 from gateway.events import wait_any
-from gateway.store import Store
-from gateway.store.retention import PurgeResult
+from gateway.store import AdminStore
+from gateway.store.records import PurgeResult
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def cutoff(now: float, days: int) -> float | None:
     return now - days * DAY_S if days > 0 else None
 
 
-async def purge(store: Store, retention: RetentionSettings) -> PurgeResult:
+async def purge(store: AdminStore, retention: RetentionSettings) -> PurgeResult:
     now = store.clock()
     result = await store.purge(
         documents_before=cutoff(now, retention.documents_days),
@@ -44,7 +44,7 @@ def enabled(retention: RetentionSettings) -> bool:
 
 
 async def run(
-    store: Store, retention: Callable[[], RetentionSettings], stop: asyncio.Event
+    store: AdminStore, retention: Callable[[], RetentionSettings], stop: asyncio.Event
 ) -> None:
     """Purge now and every ``interval_s`` until ``stop``; ``retention`` is read each round,
     so a SIGHUP that changes the days takes effect at the next round."""

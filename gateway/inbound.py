@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.errors import InvalidNumberError, StorageError
 from gateway.numbers import normalize_number
-from gateway.store import Store
+from gateway.store import InboundStore
 from gateway.transports.base import ArrivingCall, ReceivedFax, Reception
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class FaxboxInbound:
 
     def __init__(
         self,
-        store: Store,
+        store: InboundStore,
         make_pdf: Callable[[bytes], Awaitable[bytes]],
         owner: str,
         lease_s: float,

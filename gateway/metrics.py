@@ -25,7 +25,7 @@ from gateway.documents.pool import RenderPool
 from gateway.documents.render_options import RenderedFax, RenderOptions
 from gateway.errors import StorageError
 from gateway.models import Direction, FaxStatus, SmtpLogEntry, SourceDocument
-from gateway.store import Store
+from gateway.store import AdminStore
 from gateway.transports.base import FaxTransport, OutboundCall, TxResult
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class Metrics:
 
     # -- scrape --------------------------------------------------------------------------------
 
-    async def refresh(self, store: Store) -> None:
+    async def refresh(self, store: AdminStore) -> None:
         """Read the database figures into the gauges (at scrape time)."""
         try:
             stats = await store.queue_stats()
@@ -134,7 +134,7 @@ class Metrics:
         if stats.notification_backlog is not None:
             self.notification_backlog.set(stats.notification_backlog)
 
-    async def exposition(self, store: Store, accept: str = "") -> tuple[bytes, str]:
+    async def exposition(self, store: AdminStore, accept: str = "") -> tuple[bytes, str]:
         """The scrape body and its content type (OpenMetrics if the scraper asks for it)."""
         await self.refresh(store)
         encoder, content_type = choose_encoder(accept)
@@ -203,7 +203,7 @@ class MetricsApp:
     exposes the HTTP port widely may still not want them public.
     """
 
-    def __init__(self, metrics: Metrics, store: Store, token: str | None = None) -> None:
+    def __init__(self, metrics: Metrics, store: AdminStore, token: str | None = None) -> None:
         self.metrics = metrics
         self.store = store
         self.token = token
@@ -238,6 +238,6 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def metrics_endpoint(metrics: Metrics, store: Store, token: str | None = None) -> MetricsApp:
+def metrics_endpoint(metrics: Metrics, store: AdminStore, token: str | None = None) -> MetricsApp:
     """The ASGI app to mount at ``GET /metrics``: ``Route("/metrics", metrics_endpoint(...))``."""
     return MetricsApp(metrics, store, token)

@@ -273,21 +273,3 @@ class SmtpLogEntry:
             if rcpt.faxbox_id:
                 return rcpt.faxbox_id
         return None
-
-
-def unsent_tx_result(error: str, result_text: str, elapsed: float = 0.0) -> dict[str, Any]:
-    """``tx_result`` of a job that ended before any call (bad document, cancelled)."""
-    return {
-        "success": False,
-        "error_message": error,
-        "result_code": None,
-        "result_text": result_text,
-        "pages_sent": 0,
-        "total_pages": 0,
-        "fax_speed": 0,
-        "fax_error_correction": False,
-        "fax_receiver_id": None,
-        "fax_bad_rows": 0,
-        "time_elapsed": round(max(0.0, elapsed)),
-        "failure_class": "permanent",
-    }

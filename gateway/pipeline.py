@@ -24,8 +24,9 @@ from gateway.documents.pool import RendererCrashed, RenderInterrupted, RenderPoo
 from gateway.documents.render_options import CoverPage, RenderOptions
 from gateway.errors import DocumentError, GatewayError, MessageError, StorageError
 from gateway.events import wait_any
-from gateway.models import Fax, SourceDocument, unsent_tx_result
-from gateway.store import Store
+from gateway.models import Fax, SourceDocument
+from gateway.store import RenderQueue
+from gateway.store.records import TxResultRecord
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ CRASHES_TO_FAIL = 2  # a job fails when its documents crashed the renderer this 
 class RenderStage(ClaimLoop):
     def __init__(
         self,
-        store: Store,
+        store: RenderQueue,
         pool: RenderPool,
         settings: Settings,
         fetcher: Fetcher | None = None,
@@ -77,7 +78,7 @@ class RenderStage(ClaimLoop):
         owner: str | None = None,
     ) -> None:
         super().__init__()
-        self.store = store
+        self.store: RenderQueue = store
         self.pool = pool
         self.settings = settings
         self.fetcher = fetcher
@@ -248,7 +249,7 @@ class RenderStage(ClaimLoop):
         await self._fail(fax, reason)
 
     async def _fail(self, fax: Fax, reason: str) -> None:
-        result = unsent_tx_result(
+        result = TxResultRecord.unsent(
             reason, "document could not be prepared", self.store.clock() - fax.created
         )
         try:

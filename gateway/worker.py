@@ -12,14 +12,13 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from gateway.claims import ClaimLoop
 from gateway.config import WorkerSettings
 from gateway.errors import GatewayError, StorageError
 from gateway.events import wait_any
-from gateway.store import Store
-from gateway.store.jobs import AttemptOutcome, Claim
+from gateway.store import JobQueue
+from gateway.store.records import AttemptOutcome, Claim, TxResultRecord
 from gateway.transports.base import FailureClass, FaxTransport, OutboundCall, TxResult
 
 log = logging.getLogger(__name__)
@@ -32,25 +31,25 @@ def retry_delay(failure_class: FailureClass, settings: WorkerSettings) -> float:
     }.get(failure_class, settings.retry_line_s)
 
 
-def tx_result_of(result: TxResult, pages: int, elapsed: float) -> dict[str, Any]:
+def tx_result_of(result: TxResult, pages: int, elapsed: float) -> TxResultRecord:
     """The schema's tx_result keys, filled with the attempt's real figures."""
-    return {
-        "success": result.success,
-        "error_message": result.error_message,
-        "result_code": result.result_code,
-        "result_text": result.result_text,
-        "pages_sent": result.pages_sent,
-        "total_pages": pages,
-        "fax_speed": result.fax_speed,
-        "fax_error_correction": result.fax_error_correction,
-        "fax_receiver_id": result.fax_receiver_id,
-        "fax_bad_rows": result.fax_bad_rows,
-        "time_elapsed": round(max(0.0, elapsed)),
-        "line_seconds": round(result.line_seconds, 1),
-        "failure_class": result.failure_class.value if result.failure_class else None,
-        **({"sip_code": result.sip_code} if result.sip_code is not None else {}),
-        **({"media": result.media} if result.media is not None else {}),
-    }
+    return TxResultRecord(
+        success=result.success,
+        error_message=result.error_message,
+        result_code=result.result_code,
+        result_text=result.result_text,
+        pages_sent=result.pages_sent,
+        total_pages=pages,
+        fax_speed=result.fax_speed,
+        fax_error_correction=result.fax_error_correction,
+        fax_receiver_id=result.fax_receiver_id,
+        fax_bad_rows=result.fax_bad_rows,
+        time_elapsed=round(max(0.0, elapsed)),
+        failure_class=result.failure_class.value if result.failure_class else None,
+        line_seconds=round(result.line_seconds, 1),
+        sip_code=result.sip_code,
+        media=result.media,
+    )
 
 
 def lease_owner() -> str:
@@ -75,14 +74,14 @@ def decide(
 class Worker(ClaimLoop):
     def __init__(
         self,
-        store: Store,
+        store: JobQueue,
         transport: FaxTransport,
         settings: WorkerSettings,
         owner: str | None = None,
         on_finished: Callable[[str], None] = lambda fax_id: None,
     ) -> None:
         super().__init__()
-        self.store = store
+        self.store: JobQueue = store
         self.transport = transport
         self.settings = settings
         self.owner = owner or lease_owner()

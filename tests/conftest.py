@@ -18,8 +18,10 @@ from gateway.config import Settings, parse_settings
 from gateway.models import Faxbox, SmtpLogEntry
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
-from gateway.store import Store
+from gateway.store import SqliteStore, Store
+from gateway.store.database import Database
 from gateway.store.rows import smtplog_from_row
+from tests.stores import BACKENDS, raw
 
 if TYPE_CHECKING:
     from tests.daemon_process import Served
@@ -59,11 +61,37 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def store(settings: Settings, clock: Clock) -> AsyncIterator[Store]:
-    s = Store(settings.storage.path, settings.storage.synchronous, clock=clock)
+def sqlite_only(request: pytest.FixtureRequest) -> None:
+    """A test about SQLite's own file that also takes ``store`` runs on that backend alone."""
+    callspec = getattr(request.node, "callspec", None)
+    backend = callspec.params.get("store") if callspec is not None else None
+    if backend not in (None, "sqlite"):
+        pytest.skip("about SQLite's own file")
+
+
+@pytest.fixture
+def database(sqlite_only: None, settings: Settings) -> Database:
+    """The SQLite database of ``settings``, not yet opened: for tests of SQLite's plumbing."""
+    return Database(settings.storage.path, settings.storage.synchronous)
+
+
+@pytest.fixture
+async def sqlite_store(database: Database, clock: Clock) -> AsyncIterator[SqliteStore]:
+    """A SqliteStore on ``database``, opened. A module about SQLite alone overrides ``store``
+    with a fixture that returns this one."""
+    s = SqliteStore(database, clock)
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.fixture(params=list(BACKENDS))
+async def store(
+    request: pytest.FixtureRequest, settings: Settings, clock: Clock
+) -> AsyncIterator[Store]:
+    """An opened store of each backend in ``tests.stores.BACKENDS``, on the test's clock."""
+    async with BACKENDS[request.param](settings, clock) as s:
+        yield s
 
 
 @dataclass
@@ -219,7 +247,9 @@ class SmtpHarness:
 
     async def smtplog(self) -> list[SmtpLogEntry]:
         """All smtplog rows in the order they were written (the test clock stands still)."""
-        rows = await self.store.db.fetchall("SELECT * FROM smtplog ORDER BY rowid")
+        rows = await raw(self.store).fetchall(
+            f"SELECT * FROM smtplog ORDER BY {raw(self.store).write_order}"
+        )
         return [smtplog_from_row(row) for row in rows]
 
 

@@ -14,7 +14,7 @@ from gateway import credentials
 from gateway.cli import main
 from gateway.config import load_settings
 from gateway.models import NewFax, RecipientOutcome, SmtpLogEntry
-from gateway.store import Store
+from gateway.store import store_for
 from gateway.views import GREGORIAN_OFFSET
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -182,7 +182,7 @@ def seed(config: Path, account_id: str, faxbox_id: str) -> tuple[list[str], list
 
     async def write() -> tuple[list[str], list[str]]:
         settings = load_settings(config)
-        store = Store(settings.storage.path, settings.storage.synchronous)
+        store = store_for(settings.storage)
         await store.open()
         log_ids, fax_ids = [], []
         try:

@@ -16,6 +16,8 @@ import pytest
 
 from gateway.daemon import Daemon
 from gateway.health import loop_alive
+from gateway.store import SqliteStore
+from gateway.store.database import Database
 from tests.builders import tiff_bytes
 from tests.conftest import make_settings
 
@@ -56,6 +58,12 @@ async def healthz(daemon: Daemon) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
+def sqlite_database(daemon: Daemon) -> Database:
+    """The daemon's SQLite database: these tests hold its writer as a stuck task would."""
+    assert isinstance(daemon.store, SqliteStore)
+    return daemon.store.database
+
+
 async def test_a_daemon_whose_parts_all_work_is_healthy(daemon: Daemon) -> None:
     status, body = await healthz(daemon)
     assert status == 200
@@ -67,7 +75,7 @@ async def test_a_writer_left_in_a_transaction_is_unhealthy(
 ) -> None:
     # What a ROLLBACK that never ran leaves behind: nothing will end this transaction, and
     # every later BEGIN on the writer fails.
-    db = daemon.store.db
+    db = sqlite_database(daemon)
     writer = db._writer
     assert writer is not None
     async with db._lock:  # between two of the daemon's own transactions
@@ -90,7 +98,7 @@ async def test_a_writer_left_in_a_transaction_is_unhealthy(
 async def test_a_writer_whose_lock_is_never_free_is_unhealthy_once_that_lasts(
     daemon: Daemon, clock: MonotonicClock
 ) -> None:
-    async with daemon.store.db._lock:  # as a task that hangs inside its transaction
+    async with sqlite_database(daemon)._lock:  # as a task that hangs inside its transaction
         assert (await healthz(daemon))[0] == 200  # busy for a moment is ordinary
         clock.advance(30)
         status, body = await healthz(daemon)

@@ -22,6 +22,7 @@ from tests.builders import image_bytes, make_email, pdf_bytes
 from tests.conftest import Clock, SmtpHarness, Tenant, make_settings
 from tests.documents.stand_ins import crash_on_crash, hang_on_stuck
 from tests.malformed import tiff_damaged_beyond_intake
+from tests.stores import raw
 
 
 @pytest.fixture
@@ -204,7 +205,7 @@ async def test_a_stop_hands_unfinished_renders_back_uncounted(
     stop = asyncio.Event()
     try:
         running = asyncio.create_task(stage.run(stop))
-        while not await store.db.fetchone(  # the render is under way
+        while not await raw(store).fetchone(  # the render is under way
             "SELECT 1 FROM faxes WHERE id = ? AND lease_owner IS NOT NULL", (fax_id,)
         ):
             await asyncio.sleep(0.01)
@@ -218,5 +219,7 @@ async def test_a_stop_hands_unfinished_renders_back_uncounted(
     # Its lease was released: the next start renders it at once.
     [claimed] = await store.claim_attaching("next-start", 60, 5)
     assert claimed.id == fax_id
-    [crashes] = await store.db.fetchone("SELECT render_crashes FROM faxes WHERE id = ?", (fax_id,))
+    [crashes] = await raw(store).fetchone(
+        "SELECT render_crashes FROM faxes WHERE id = ?", (fax_id,)
+    )
     assert crashes == 0

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from gateway.models import SmtpLogEntry
-from gateway.store import Store
+from gateway.store import SqliteStore, Store
+from gateway.store.database import Database
 from tests.builders import make_email
 from tests.conftest import RawClient, StartServer, Tenant
 from tests.test_store_transactions import another_writer
 
 
-class WatchedStore(Store):
+class WatchedStore(SqliteStore):
     """Tells the test when the gateway starts writing an smtplog row of its own."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -84,9 +85,9 @@ HANG_UPS = {
 
 @pytest.mark.parametrize("hang_up", HANG_UPS.values(), ids=HANG_UPS.keys())
 async def test_hang_up_while_the_database_is_busy(
-    start_server: StartServer, store: Store, tenant: Tenant, hang_up: HangUp
+    start_server: StartServer, store: Store, tenant: Tenant, hang_up: HangUp, database: Database
 ) -> None:
-    watched = WatchedStore(store.db.path, "normal", clock=store.clock)
+    watched = WatchedStore(Database(database.path, "normal"), clock=store.clock)
     await watched.open()
     smtp = await start_server(intake_store=watched, **hang_up.smtp)
 
@@ -97,7 +98,7 @@ async def test_hang_up_while_the_database_is_busy(
         assert watched.logging.wait(30)  # the gateway is waiting to write the row ...
         client.close()  # ... when the client goes
 
-    with another_writer(store.db.path):  # a backup, a CLI command, another process
+    with another_writer(database.path):  # a backup, a CLI command, another process
         await asyncio.to_thread(conversation)
         await asyncio.wait_for(smtp.server.wait_idle(), 30)  # the gateway saw the hang-up
     await smtp.settle()

@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from gateway.store import Store
+from gateway.store import SqliteStore, Store
+from gateway.store.database import Database
 from tests.builders import (
     DOCX,
     corrupt_pdf_bytes,
@@ -430,9 +431,11 @@ async def test_size_checked_at_end_of_data(start_server: StartServer, tenant: Te
 # -- temporary failures ------------------------------------------------------------------------
 
 
-async def test_storage_error_at_commit_is_temporary(smtp: SmtpHarness, tenant: Tenant) -> None:
+async def test_storage_error_at_commit_is_temporary(
+    smtp: SmtpHarness, tenant: Tenant, database: Database
+) -> None:
     # A real SQLite failure inside the accepting transaction (as a full disk would cause).
-    with sqlite3.connect(smtp.store.db.path) as db:
+    with sqlite3.connect(database.path) as db:
         db.execute(
             "CREATE TRIGGER fail_faxes BEFORE INSERT ON faxes"
             " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
@@ -447,14 +450,14 @@ async def test_storage_error_at_commit_is_temporary(smtp: SmtpHarness, tenant: T
     assert rows[0].fax_ids == []
     assert any("disk is full" in e for e in rows[0].errors)
     await no_faxes(smtp.store)
-    with sqlite3.connect(smtp.store.db.path) as db:
+    with sqlite3.connect(database.path) as db:
         assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 0
 
 
 async def test_database_gone_at_rcpt_is_temporary(
     start_server: StartServer, store: Store, tenant: Tenant, tmp_path
 ) -> None:
-    broken = Store(tmp_path / "other.sqlite3")
+    broken = SqliteStore(Database(tmp_path / "other.sqlite3"))
     await broken.open()
     await broken.close()  # every query now fails with StorageError
     smtp = await start_server(intake_store=broken)
@@ -463,7 +466,7 @@ async def test_database_gone_at_rcpt_is_temporary(
     assert out.rcpts[0][1].startswith("4.3.0 ")
 
 
-class ExplodingStore(Store):
+class ExplodingStore(SqliteStore):
     """A collaborator with a bug: the duplicate check raises something unforeseen."""
 
     async def find_recent_fax(self, *args: object, **kwargs: object) -> str | None:
@@ -471,9 +474,9 @@ class ExplodingStore(Store):
 
 
 async def test_unexpected_exception_is_temporary(
-    start_server: StartServer, store: Store, tenant: Tenant
+    start_server: StartServer, store: Store, tenant: Tenant, database: Database
 ) -> None:
-    exploding = ExplodingStore(store.db.path, "normal")
+    exploding = ExplodingStore(Database(database.path, "normal"))
     await exploding.open()
     try:
         smtp = await start_server(intake_store=exploding)

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.smtp.protocol import is_loopback
 from gateway.store import Store
+from gateway.store.database import Database
 from tests.builders import make_email, pdf_bytes
 from tests.conftest import (
     Clock,
@@ -256,11 +257,11 @@ async def test_auth_needs_tls_from_a_remote_peer(
     assert login[0] == 235
 
 
-async def test_password_is_stored_hashed(store: Store, boxed: Tenant) -> None:
+async def test_password_is_stored_hashed(store: Store, boxed: Tenant, database: Database) -> None:
     await store.close()  # flush the WAL into the main file
-    raw = store.db.path.read_bytes()
+    raw = database.path.read_bytes()
     assert PASSWORD.encode() not in raw
-    with sqlite3.connect(store.db.path) as db:
+    with sqlite3.connect(database.path) as db:
         [(stored,)] = db.execute(
             "SELECT smtp_password_hash FROM faxboxes WHERE id = ?", (boxed.faxbox.id,)
         ).fetchall()

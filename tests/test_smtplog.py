@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from gateway.models import SmtpLogEntry
-from gateway.store import Store
+from gateway.store import SqliteStore, Store
+from gateway.store.database import Database
 from tests.builders import encrypted_pdf_bytes, image_bytes, make_email, pdf_bytes
 from tests.conftest import (
     RawClient,
@@ -297,7 +298,7 @@ async def test_client_vanishes_before_data(smtp: SmtpHarness, tenant: Tenant) ->
     assert row.errors == ["client disconnected"]
 
 
-class GatedStore(Store):
+class GatedStore(SqliteStore):
     """A collaborator that holds the accepting commit until the test lets it go."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -312,11 +313,11 @@ class GatedStore(Store):
 
 
 async def test_client_vanishes_while_its_message_is_committed(
-    start_server: StartServer, store: Store, tenant: Tenant
+    start_server: StartServer, store: Store, tenant: Tenant, database: Database
 ) -> None:
     """The message is complete: it is committed and logged once even though no one hears
     the 250, and the MTA's retry gets the same fax id."""
-    gated = GatedStore(store.db.path, "normal", clock=store.clock)
+    gated = GatedStore(Database(database.path, "normal"), clock=store.clock)
     await gated.open()
     smtp = await start_server(intake_store=gated)
     message = make_email(message_id="<lost-250@example.com>")

@@ -1,11 +1,12 @@
-"""The store's plumbing and its core operations: schema, SQLite settings, secrets, intake."""
+"""The store's core operations on every backend: accounts, secrets, faxboxes, intake, smtplog.
+
+SQLite's own plumbing (its file, pragmas, migrations, group commit) is in test_store_sqlite.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -13,51 +14,9 @@ from gateway import credentials
 from gateway.errors import InvalidFieldError, NotFoundError, StorageError
 from gateway.models import DocumentKind, Faxbox, NewFax, SmtpLogEntry, SourceDocument
 from gateway.store import Store
-from gateway.store.schema import MIGRATIONS
 from tests.builders import pdf_bytes
 from tests.conftest import Clock, Tenant, make_tenant
-
-
-def raw_db(store: Store) -> sqlite3.Connection:
-    return sqlite3.connect(store.db.path)
-
-
-async def test_schema_is_migrated_to_the_latest_version(store: Store) -> None:
-    with raw_db(store) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {
-        "accounts",
-        "api_tokens",
-        "faxboxes",
-        "faxes",
-        "documents",
-        "fax_documents",
-        "smtplog",
-    } <= tables
-    assert store.db.schema_version == len(MIGRATIONS)
-
-
-async def test_wal_and_foreign_keys_on_every_connection(store: Store) -> None:
-    for conn in (store.db._writer, store.db._reader):
-        assert conn is not None
-        async with conn.execute("PRAGMA journal_mode") as cur:
-            assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
-        async with conn.execute("PRAGMA foreign_keys") as cur:
-            assert (await cur.fetchone())[0] == 1  # type: ignore[index]
-    with raw_db(store) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
-
-
-@pytest.mark.parametrize(("setting", "value"), [("full", 2), ("normal", 1)])
-async def test_synchronous_setting(tmp_path: Path, setting: str, value: int) -> None:
-    store = Store(tmp_path / "s.sqlite3", setting)
-    await store.open()
-    try:
-        async with store.db._writer.execute("PRAGMA synchronous") as cur:  # type: ignore[union-attr]
-            assert (await cur.fetchone())[0] == value  # type: ignore[index]
-    finally:
-        await store.close()
+from tests.stores import count, raw
 
 
 async def test_foreign_keys_are_enforced(store: Store) -> None:
@@ -68,64 +27,6 @@ async def test_foreign_keys_are_enforced(store: Store) -> None:
         )
     with pytest.raises(StorageError, match="FOREIGN KEY"):
         await store.create_fax(NewFax(account_id="no-such-account", to_number="+14155550100"))
-
-
-async def test_reopening_keeps_data_and_does_not_migrate_again(
-    tmp_path: Path, clock: Clock
-) -> None:
-    path = tmp_path / "db" / "nested" / "gw.sqlite3"  # folders are created
-    store = Store(path, "normal", clock=clock)
-    await store.open()
-    account, _, _ = await store.create_account("kept")
-    await store.close()
-    again = Store(path, "normal", clock=clock)
-    await again.open()
-    assert (await again.get_account(account.id)).name == "kept"
-    await again.close()
-
-
-async def test_upgrade_from_the_first_version(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.executescript(MIGRATIONS[0] + "\nPRAGMA user_version=1;")
-        db.execute("INSERT INTO accounts (id, name, realm, created) VALUES ('a1', 'old', NULL, 0)")
-    store = Store(path, "normal")
-    await store.open()
-    try:
-        assert (await store.get_account("a1")).name == "old"
-        with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    finally:
-        await store.close()
-
-
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "future.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
-    store = Store(path, "normal")
-    with pytest.raises(StorageError, match="newer than this gateway knows"):
-        await store.open()
-
-
-async def test_two_processes_starting_on_a_fresh_file(tmp_path: Path) -> None:
-    """A CLI command and the daemon may open a new database at the same moment."""
-    path = tmp_path / "race.sqlite3"
-    stores = [Store(path, "normal") for _ in range(4)]
-    await asyncio.gather(*(s.open() for s in stores))
-    try:
-        with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    finally:
-        for s in stores:
-            await s.close()
-
-
-async def test_not_a_database(tmp_path: Path) -> None:
-    path = tmp_path / "garbage.sqlite3"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StorageError, match="cannot open database"):
-        await Store(path, "normal").open()
 
 
 async def test_closed_store_raises_storage_error(store: Store) -> None:
@@ -149,13 +50,13 @@ async def test_tokens_are_stored_only_as_hashes(store: Store) -> None:
     assert (await store.account_for_token(api_key, "api_key")) == account
     assert await store.account_for_token(api_key) is None  # kinds do not mix
     assert await store.account_for_token("guess") is None
-    await store.close()  # checkpoint the WAL into the file
-    raw = store.db.path.read_bytes()
-    assert auth_token.encode() not in raw and api_key.encode() not in raw
-    with sqlite3.connect(store.db.path) as db:
-        hashes = {r[0] for r in db.execute("SELECT token_hash FROM api_tokens")}
-    assert hashes == {credentials.token_hash(auth_token), credentials.token_hash(api_key)}
-    await store.open()
+    rows = await raw(store).fetchall("SELECT * FROM api_tokens")
+    assert {r["token_hash"] for r in rows} == {
+        credentials.token_hash(auth_token),
+        credentials.token_hash(api_key),
+    }
+    stored = repr([tuple(r) for r in rows])
+    assert auth_token not in stored and api_key not in stored
 
 
 async def test_realm_is_unique(store: Store) -> None:
@@ -247,23 +148,19 @@ async def test_accept_message_commits_jobs_documents_and_row_together(
             ("b.txt", b"note"),
         ]
     assert (await store.get_smtplog(log.id)).reply_code == 250
-    with raw_db(store) as db:
-        # The documents are stored once, however many recipients share them.
-        assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 2
-        assert db.execute("SELECT count(*) FROM fax_documents").fetchone()[0] == 4
+    # The documents are stored once, however many recipients share them.
+    assert await count(store, "SELECT count(*) FROM documents") == 2
+    assert await count(store, "SELECT count(*) FROM fax_documents") == 4
 
 
 async def test_accept_message_is_all_or_nothing(store: Store, tenant: Tenant) -> None:
-    with raw_db(store) as db:
-        db.execute(
-            "CREATE TRIGGER no_log BEFORE INSERT ON smtplog BEGIN SELECT RAISE(ABORT, 'full'); END"
-        )
-    fax = NewFax(account_id=tenant.account_id, to_number="+14155550100")
-    with pytest.raises(StorageError, match="full"):
-        await store.accept_message(entry(), [(credentials.new_id(), fax)], docs())
-    with raw_db(store) as db:
-        for table in ("faxes", "documents", "fax_documents", "smtplog"):
-            assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+    good = NewFax(account_id=tenant.account_id, to_number="+14155550100")
+    bad = NewFax(account_id="no-such-account", to_number="+14155550101")
+    faxes = [(credentials.new_id(), good), (credentials.new_id(), bad)]
+    with pytest.raises(StorageError):
+        await store.accept_message(entry(), faxes, docs())
+    for table in ("faxes", "documents", "fax_documents", "smtplog"):
+        assert await count(store, f"SELECT count(*) FROM {table}") == 0, table
     # The writer is usable again after the rollback.
     await store.create_account("after")
 
@@ -307,7 +204,7 @@ async def test_smtplog_listing(store: Store, tenant: Tenant, clock: Clock) -> No
         await store.get_smtplog(ids[1], tenant.account_id)  # another account's row
 
 
-async def test_concurrent_messages_share_commits(store: Store, tenant: Tenant) -> None:
+async def test_concurrent_messages_each_keep_their_documents(store: Store, tenant: Tenant) -> None:
     async def accept(n: int) -> str:
         fax_id = credentials.new_id()
         fax = NewFax(account_id=tenant.account_id, to_number=f"+1415555{n:04d}")
@@ -315,15 +212,10 @@ async def test_concurrent_messages_share_commits(store: Store, tenant: Tenant) -
         return fax_id
 
     ids = await asyncio.gather(*(accept(n) for n in range(40)))
-    commits = store._intake_commits.commits
-    assert 1 <= commits < 40  # batched: fewer commits than messages
     for fax_id in ids:
         assert [d.filename for d in await store.fax_documents(fax_id)] == ["a.pdf", "b.txt"]
-    with raw_db(store) as db:
-        assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 80
-        assert (
-            db.execute("SELECT count(DISTINCT document_id) FROM fax_documents").fetchone()[0] == 80
-        )
+    assert await count(store, "SELECT count(*) FROM documents") == 80
+    assert await count(store, "SELECT count(DISTINCT document_id) FROM fax_documents") == 80
     # Ids keep counting after documents written one at a time elsewhere.
     await store.create_fax(NewFax(account_id=tenant.account_id, to_number="+14155550100"), docs())
     await accept(99)

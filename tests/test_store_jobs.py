@@ -1,22 +1,20 @@
-"""The job store's state machine and leases, on a real SQLite database with a hand-moved clock."""
+"""The job store's state machine and leases, on each store backend with a hand-moved clock."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.models import DocumentKind, FaxStatus, NewFax, SmtpLogEntry, SourceDocument
 from gateway.store import Store
-from gateway.store.jobs import AttemptOutcome, Claim
+from gateway.store.records import AttemptOutcome, Claim
 from tests.builders import tiff_bytes
 from tests.conftest import Clock, Tenant, make_tenant
 from tests.engine import g4_pdf, pending_job
+from tests.stores import tx_result
 
 LEASE = 30.0
 
 
 def outcome(kind: str, success: bool = False, error: str | None = "Busy") -> AttemptOutcome:
-    tx: dict[str, Any] = {"success": success, "error_message": None if success else error}
-    return AttemptOutcome(kind, None if success else "busy", tx)
+    return AttemptOutcome(kind, None if success else "busy", tx_result(success, error))
 
 
 async def claim_one(store: Store, owner: str = "w1", max_per_account: int = 10) -> Claim:
@@ -61,7 +59,7 @@ async def test_lifecycle_attaching_pending_processing_retry_completed(
     fax = await store.get_fax(fax_id)
     assert (fax.status, fax.attempts, fax.error) == (FaxStatus.COMPLETED, 2, None)
     assert fax.delivered == clock.now
-    assert fax.tx_result == {"success": True, "error_message": None}
+    assert fax.tx_result == tx_result(True).as_dict()
 
     # A completed job is never claimed, recovered or released again.
     clock.advance(10_000)
@@ -82,8 +80,8 @@ async def test_render_failure_fails_the_job_and_notes_it_in_the_smtplog(
     fax = NewFax(account_id=tenant.account_id, to_number="+14155550123")
     await store.accept_message(entry, [("fax1", fax)], [])
     assert [f.id for f in await store.claim_attaching("render", LEASE, 5)] == ["fax1"]
-    assert not await store.fail_job("fax1", "x.pdf: corrupt", {"success": False}, owner="other")
-    assert await store.fail_job("fax1", "x.pdf: corrupt", {"success": False}, owner="render")
+    assert not await store.fail_job("fax1", "x.pdf: corrupt", tx_result(), owner="other")
+    assert await store.fail_job("fax1", "x.pdf: corrupt", tx_result(), owner="render")
     failed = await store.get_fax("fax1")
     assert (failed.status, failed.error, failed.folder) == (
         FaxStatus.FAILED,
@@ -91,7 +89,8 @@ async def test_render_failure_fails_the_job_and_notes_it_in_the_smtplog(
         "outbox",
     )
     assert (await store.get_smtplog("log1")).errors == ["fax fax1: x.pdf: corrupt"]
-    assert not await store.fail_job("fax1", "again", {}, owner=None)  # final states stay final
+    # final states stay final
+    assert not await store.fail_job("fax1", "again", tx_result(), owner=None)
 
 
 async def test_a_lost_lease_cannot_overwrite_a_newer_decision(

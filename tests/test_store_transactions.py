@@ -19,9 +19,16 @@ import pytest
 
 from gateway import credentials
 from gateway.models import DocumentKind, NewFax, SmtpLogEntry, SourceDocument
-from gateway.store import Store
+from gateway.store import SqliteStore
+from gateway.store.database import Database
 from tests.builders import pdf_bytes
 from tests.conftest import Tenant
+
+
+@pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """About SQLite's write lock: this module runs on SQLite alone."""
+    return sqlite_store
 
 
 @contextmanager
@@ -51,8 +58,10 @@ async def started(task: asyncio.Task[object]) -> None:
     assert not task.done()
 
 
-async def test_cancelled_while_waiting_to_begin_leaves_the_writer_usable(store: Store) -> None:
-    path = store.db.path
+async def test_cancelled_while_waiting_to_begin_leaves_the_writer_usable(
+    store: SqliteStore, database: Database
+) -> None:
+    path = database.path
     with another_writer(path):
         waiting: asyncio.Task[object] = asyncio.ensure_future(store.write_smtplog(log_entry()))
         await started(waiting)
@@ -67,8 +76,10 @@ async def test_cancelled_while_waiting_to_begin_leaves_the_writer_usable(store: 
         pass
 
 
-async def test_cancelled_while_waiting_to_begin_then_again_while_it_ends(store: Store) -> None:
-    with another_writer(store.db.path):
+async def test_cancelled_while_waiting_to_begin_then_again_while_it_ends(
+    store: SqliteStore, database: Database
+) -> None:
+    with another_writer(database.path):
         waiting: asyncio.Task[object] = asyncio.ensure_future(store.write_smtplog(log_entry()))
         await started(waiting)
         waiting.cancel()
@@ -79,11 +90,13 @@ async def test_cancelled_while_waiting_to_begin_then_again_while_it_ends(store: 
     await store.create_account("after")
 
 
-async def test_cancelled_inside_the_transaction_rolls_back(store: Store) -> None:
+async def test_cancelled_inside_the_transaction_rolls_back(
+    store: SqliteStore, database: Database
+) -> None:
     inside = asyncio.Event()
 
     async def write() -> None:
-        async with store.db.transaction() as db:
+        async with database.transaction() as db:
             await db.execute("INSERT INTO accounts (id, name, created) VALUES ('a', 'a', 0)")
             inside.set()
             await asyncio.Event().wait()  # until cancelled
@@ -100,11 +113,13 @@ async def test_cancelled_inside_the_transaction_rolls_back(store: Store) -> None
     assert await store.count_accounts() == 1
 
 
-async def test_cancelled_during_commit_the_commit_completes(store: Store) -> None:
+async def test_cancelled_during_commit_the_commit_completes(
+    store: SqliteStore, database: Database
+) -> None:
     inside, finish = asyncio.Event(), asyncio.Event()
 
     async def write() -> None:
-        async with store.db.transaction() as db:
+        async with database.transaction() as db:
             await db.execute("INSERT INTO accounts (id, name, created) VALUES ('a', 'a', 0)")
             inside.set()
             await finish.wait()
@@ -121,14 +136,14 @@ async def test_cancelled_during_commit_the_commit_completes(store: Store) -> Non
 
 
 async def test_intake_commit_interrupted_tells_its_callers_the_truth(
-    store: Store, tenant: Tenant
+    store: SqliteStore, database: Database, tenant: Tenant
 ) -> None:
     """The group commit's own task cancelled (the loop shutting down) while its batch waits
     for the write lock: the batch still commits, and its callers hear that it did."""
     fax_id = credentials.new_id()
     fax = NewFax(account_id=tenant.account_id, to_number="+14155550100")
     doc = SourceDocument(DocumentKind.PDF, pdf_bytes(1), "a.pdf", 1)
-    with another_writer(store.db.path):
+    with another_writer(database.path):
         accepting = asyncio.ensure_future(store.accept_message(log_entry(), [(fax_id, fax)], [doc]))
         await asyncio.sleep(0)  # the message is queued and the batch task started
         await asyncio.sleep(0)  # the batch is in the database thread, waiting for the lock

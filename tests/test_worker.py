@@ -24,6 +24,7 @@ from gateway.transports.loopback import LoopbackTransport
 from gateway.worker import Worker
 from tests.conftest import Clock, Tenant, make_settings, make_tenant
 from tests.engine import HeldLine, g4_pdf, pending_job, settle, until
+from tests.stores import raw, tx_result
 
 BUSY = "+14155550201"
 NO_ANSWER = "+14155550301"
@@ -262,8 +263,10 @@ async def test_a_job_without_its_image_fails_at_once(
     store: Store, tenant: Tenant, tmp_path: Path, line: LoopbackTransport
 ) -> None:
     fax_id = await pending_job(store, tenant)
-    async with store.db.transaction() as db:  # (no store API loses an image: plain SQL)
-        await db.execute("DELETE FROM fax_documents WHERE fax_id = ? AND role = 'tiff'", (fax_id,))
+    # (no store API loses an image: plain SQL)
+    await raw(store).execute(
+        "DELETE FROM fax_documents WHERE fax_id = ? AND role = 'tiff'", (fax_id,)
+    )
     await worker_for(store, line, tmp_path).run_until_idle()
     fax = await store.get_fax(fax_id)
     assert (fax.status, fax.attempts, fax.error) == (
@@ -292,7 +295,7 @@ async def test_an_expired_lease_is_taken_back_and_the_job_completes_once(
     log = await store.fax_attempts(fax_id)
     assert [(a["attempt"], a["outcome"]) for a in log] == [(1, "interrupted"), (2, "completed")]
     # The dead node's late report changes nothing; a completed job is never sent again.
-    late = AttemptOutcome("completed", None, {"success": True})
+    late = AttemptOutcome("completed", None, tx_result(True))
     assert not await store.finish_attempt(dead, "crashed-node", late, None)
     clock.advance(86400)
     await worker.run_until_idle()

@@ -10,7 +10,7 @@ from gateway.api.faxes import FOLDERS
 from gateway.api.paging import list_response, parse_list_query
 from gateway.api.responses import envelope
 from gateway.models import Fax, SmtpLogEntry
-from gateway.store.listing import Window
+from gateway.store.records import Window
 from gateway.views import fax_summary, smtplog_summary, smtplog_view
 
 FINAL_FOLDERS = frozenset({"outbox", "inbox"})

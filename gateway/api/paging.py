@@ -20,7 +20,7 @@ from starlette.responses import Response
 from gateway.api.cursor import Cursor, CursorSigner
 from gateway.api.errors import field_error
 from gateway.api.responses import dumps, envelope_json
-from gateway.store.listing import Window
+from gateway.store.records import Window
 from gateway.views import GREGORIAN_OFFSET, gregorian
 
 DEFAULT_PAGE_SIZE = 50

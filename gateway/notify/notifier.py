@@ -27,7 +27,7 @@ from gateway.notify.compose import (
 from gateway.notify.mail import SmtpMailer
 from gateway.notify.sms import SmsWebhook, check_body
 from gateway.notify.templates import Templates, fax_variables, load_templates
-from gateway.store import Store
+from gateway.store import NotificationQueue
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def check_settings(settings: NotificationSettings) -> None:
 class Notifier:
     def __init__(
         self,
-        store: Store,
+        store: NotificationQueue,
         settings: NotificationSettings,
         *,
         templates: Templates | None = None,

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import SMTP, Envelope
 from gateway import credentials
 from gateway.config import SmtpSettings
 from gateway.documents.inspect import InspectLimits
+from gateway.documents.office import OfficeConverter
 from gateway.errors import AddressError, BusyError, GatewayError, MessageError
 from gateway.events import KeyedLock
 from gateway.guard import AuthGuard
@@ -24,7 +25,7 @@ from gateway.smtp import replies
 from gateway.smtp.auth import SmtpAuth
 from gateway.smtp.duplicates import message_digest
 from gateway.smtp.protocol import GatewaySession, Transaction, parse_ip
-from gateway.store import Store
+from gateway.store import IntakeStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,13 +34,15 @@ T = TypeVar("T")
 class IntakeHandler:
     def __init__(
         self,
-        store: Store,
+        store: IntakeStore,
         settings: SmtpSettings,
         clock: Callable[[], float] = time.time,
         on_accepted: Callable[[], None] = lambda: None,
         on_transaction: Callable[[SmtpLogEntry], None] = lambda entry: None,
+        office: OfficeConverter | None = None,
     ) -> None:
         self.store = store
+        self.office = office  # None: office documents are refused (no LibreOffice here)
         self.on_accepted = on_accepted
         self.on_transaction = on_transaction  # once per smtplog row (metrics)
         self.settings = settings
@@ -309,6 +312,7 @@ class IntakeHandler:
                 max_image_pixels=self.settings.max_image_pixels,
                 max_pages=self.settings.max_pages,
             ),
+            office=self.office,
         )
 
     async def _split_duplicates(

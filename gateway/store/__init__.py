@@ -1,16 +1,64 @@
-"""The store: the only code that writes SQL. A narrow async interface over SQLite, grouped by
-concern (one module each) and combined here into the one ``Store`` the rest of the code sees."""
+"""The store: the only code that writes SQL.
 
-from gateway.store.core import CoreStore
-from gateway.store.jobs import JobStore
-from gateway.store.listing import ListingStore
-from gateway.store.notifications import NotificationStore
-from gateway.store.operations import OperationsStore
-from gateway.store.retention import RetentionStore
+The rest of the gateway sees it through the protocols of ``gateway.store.protocols`` (one per
+role, and ``Store`` for all of them) and gets one from ``open_store``; ``SqliteStore`` is the
+embedded implementation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from gateway.config import StorageSettings
+from gateway.store.database import Database
+from gateway.store.protocols import (
+    AdminStore,
+    AuthStore,
+    FaxboxStore,
+    FaxListing,
+    FaxReader,
+    InboundStore,
+    IntakeStore,
+    JobQueue,
+    LeaseRenewal,
+    NotificationQueue,
+    RenderQueue,
+    Store,
+)
+from gateway.store.sqlite import SqliteStore
 
 
-class Store(OperationsStore, RetentionStore, ListingStore, JobStore, NotificationStore, CoreStore):
-    pass
+def store_for(storage: StorageSettings, clock: Callable[[], float] = time.time) -> Store:
+    """The store ``[storage]`` names, not yet opened (``await store.open()``)."""
+    if storage.url is not None:
+        from gateway.store.postgres import PgDatabase, PostgresStore  # asyncpg only if used
+
+        return PostgresStore(PgDatabase(storage.url), clock)
+    return SqliteStore(Database(storage.path, storage.synchronous), clock)
 
 
-__all__ = ["Store"]
+async def open_store(storage: StorageSettings, clock: Callable[[], float] = time.time) -> Store:
+    """The store ``[storage]`` names, opened (and migrated, where the backend does that)."""
+    store = store_for(storage, clock)
+    await store.open()
+    return store
+
+
+__all__ = [
+    "AdminStore",
+    "AuthStore",
+    "FaxListing",
+    "FaxReader",
+    "FaxboxStore",
+    "InboundStore",
+    "IntakeStore",
+    "JobQueue",
+    "LeaseRenewal",
+    "NotificationQueue",
+    "RenderQueue",
+    "SqliteStore",
+    "Store",
+    "open_store",
+    "store_for",
+]

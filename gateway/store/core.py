@@ -26,7 +26,7 @@ from gateway.models import (
     SmtpLogEntry,
     SourceDocument,
 )
-from gateway.store.base import StoreBase
+from gateway.store.base import StoreBase, append_smtplog_error, given
 from gateway.store.database import GroupCommit
 from gateway.store.rows import (
     SMTPLOG_INSERT,
@@ -54,7 +54,7 @@ class CoreStore(StoreBase):
             created=self.clock(),
         )
         auth_token, api_key = credentials.new_token(), credentials.new_token()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             try:
                 await db.execute(
                     "INSERT INTO accounts (id, name, realm, created) VALUES (?, ?, ?, ?)",
@@ -91,7 +91,7 @@ class CoreStore(StoreBase):
         """
         token = credentials.new_token()
         now = self.clock()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             expires = now + ttl_s if ttl_s is not None else None
             await self._insert_token(db, account_id, "auth_token", token, expires)
             await db.execute(
@@ -107,7 +107,7 @@ class CoreStore(StoreBase):
         return token
 
     async def account_for_token(self, token: str, kind: str = "auth_token") -> Account | None:
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT a.* FROM api_tokens t JOIN accounts a ON a.id = t.account_id"
             " WHERE t.token_hash = ? AND t.kind = ? AND (t.expires IS NULL OR t.expires > ?)",
             (credentials.token_hash(token), kind, self.clock()),
@@ -115,17 +115,19 @@ class CoreStore(StoreBase):
         return account_from_row(row) if row else None
 
     async def get_account(self, account_id: str) -> Account:
-        row = await self.db.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        row = await self.database.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
         if row is None:
             raise NotFoundError(f"account {account_id} not found")
         return account_from_row(row)
 
     async def account_by_realm(self, realm: str) -> Account | None:
-        row = await self.db.fetchone("SELECT * FROM accounts WHERE realm = ?", (realm.lower(),))
+        row = await self.database.fetchone(
+            "SELECT * FROM accounts WHERE realm = ?", (realm.lower(),)
+        )
         return account_from_row(row) if row else None
 
     async def count_accounts(self) -> int:
-        row = await self.db.fetchone("SELECT count(*) FROM accounts")
+        row = await self.database.fetchone("SELECT count(*) FROM accounts")
         return int(row[0]) if row else 0
 
     # -- faxboxes ------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class CoreStore(StoreBase):
                 created=now,
                 modified=now,
             )
-            async with self.db.transaction() as db:
+            async with self.database.transaction() as db:
                 taken = await self._addresses_taken(db, created)
                 if taken == "custom":
                     raise InvalidFieldError(
@@ -204,14 +206,14 @@ class CoreStore(StoreBase):
         return None
 
     async def get_faxbox(self, faxbox_id: str, account_id: str | None = None) -> Faxbox:
-        row = await self.db.fetchone("SELECT * FROM faxboxes WHERE id = ?", (faxbox_id,))
+        row = await self.database.fetchone("SELECT * FROM faxboxes WHERE id = ?", (faxbox_id,))
         if row is None or (account_id is not None and row["account_id"] != account_id):
             raise NotFoundError(f"faxbox {faxbox_id} not found")
         return faxbox_from_row(row)
 
     async def faxbox_by_domain(self, domain: str) -> Faxbox | None:
         domain = domain.lower()
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT * FROM faxboxes WHERE smtp_email_address = ? OR custom_smtp_email_address = ?"
             " ORDER BY created LIMIT 1",
             (domain, domain),
@@ -219,13 +221,13 @@ class CoreStore(StoreBase):
         return faxbox_from_row(row) if row else None
 
     async def faxboxes_of_account(self, account_id: str) -> list[Faxbox]:
-        rows = await self.db.fetchall(
+        rows = await self.database.fetchall(
             "SELECT * FROM faxboxes WHERE account_id = ? ORDER BY created, id", (account_id,)
         )
         return [faxbox_from_row(r) for r in rows]
 
     async def faxbox_password_hash(self, faxbox_id: str) -> str | None:
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT smtp_password_hash FROM faxboxes WHERE id = ?", (faxbox_id,)
         )
         return row["smtp_password_hash"] if row else None
@@ -233,7 +235,7 @@ class CoreStore(StoreBase):
     async def faxbox_by_login(self, login: str) -> Faxbox | None:
         """SMTP AUTH user names are a faxbox id or its smtp address."""
         login = login.lower()
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT * FROM faxboxes WHERE id = ? OR smtp_email_address = ?"
             " OR custom_smtp_email_address = ? LIMIT 1",
             (login, login, login),
@@ -241,7 +243,7 @@ class CoreStore(StoreBase):
         return faxbox_from_row(row) if row else None
 
     async def faxbox_by_fax_number(self, number: str) -> Faxbox | None:
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT * FROM faxboxes WHERE fax_number = ? ORDER BY created LIMIT 1", (number,)
         )
         return faxbox_from_row(row) if row else None
@@ -258,10 +260,17 @@ class CoreStore(StoreBase):
     ) -> str | None:
         """The job made since ``since`` from the same message (Message-ID and digest, see
         ``accept_message``) to the same number through the same faxbox, if any."""
-        row = await self.db.fetchone(
-            "SELECT id FROM faxes WHERE message_id = ? AND faxbox_id IS ? AND to_number = ?"
+        same_faxbox = "faxbox_id IS NULL" if faxbox_id is None else "faxbox_id = ?"
+        row = await self.database.fetchone(
+            f"SELECT id FROM faxes WHERE message_id = ? AND {same_faxbox} AND to_number = ?"
             " AND message_digest = ? AND created >= ? ORDER BY created LIMIT 1",
-            (message_id, faxbox_id, to_number, message_digest, since),
+            (
+                message_id,
+                *given(faxbox_id),
+                to_number,
+                message_digest,
+                since,
+            ),
         )
         return row["id"] if row else None
 
@@ -284,18 +293,17 @@ class CoreStore(StoreBase):
 
     @functools.cached_property
     def _intake_commits(self) -> GroupCommit[_Intake]:
-        return GroupCommit(self.db, _write_intake)
+        return GroupCommit(self.database, _write_intake)
 
     async def create_fax(
         self, fax: NewFax, documents: Sequence[SourceDocument] = (), fax_id: str | None = None
     ) -> str:
         """Create one outbound job (HTTP intake) with its documents, in one commit."""
         fax_id = fax_id or credentials.new_id()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             await self._insert_fax(db, fax_id, fax, self.clock(), None)
             for seq, doc in enumerate(documents):
-                doc_id = await self._insert_document(db, doc.data)
-                await self._link_document(db, fax_id, "original", seq, doc_id, doc)
+                await self._link_new_document(db, fax_id, "original", seq, doc)
         return fax_id
 
     async def _insert_fax(
@@ -306,29 +314,26 @@ class CoreStore(StoreBase):
     # -- smtplog -------------------------------------------------------------------------------
 
     async def write_smtplog(self, entry: SmtpLogEntry) -> None:
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             await db.execute(SMTPLOG_INSERT, smtplog_values(entry))
 
     async def append_smtplog_error(self, smtplog_id: str, error: str) -> None:
-        async with self.db.transaction() as db:
-            await db.execute(
-                "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
-                (error, smtplog_id),
-            )
+        async with self.database.transaction() as db:
+            await append_smtplog_error(db, smtplog_id, error)
 
     async def get_smtplog(self, entry_id: str, account_id: str | None = None) -> SmtpLogEntry:
-        row = await self.db.fetchone("SELECT * FROM smtplog WHERE id = ?", (entry_id,))
+        row = await self.database.fetchone("SELECT * FROM smtplog WHERE id = ?", (entry_id,))
         if row is None or (account_id is not None and row["account_id"] != account_id):
             raise NotFoundError(f"smtplog {entry_id} not found")
         return smtplog_from_row(row)
 
     async def recent_smtplog(self, account_id: str | None, limit: int) -> list[SmtpLogEntry]:
         if account_id is None:
-            rows = await self.db.fetchall(
+            rows = await self.database.fetchall(
                 "SELECT * FROM smtplog ORDER BY created DESC, id DESC LIMIT ?", (limit,)
             )
         else:
-            rows = await self.db.fetchall(
+            rows = await self.database.fetchall(
                 "SELECT * FROM smtplog WHERE account_id = ? ORDER BY created DESC, id DESC LIMIT ?",
                 (account_id, limit),
             )
@@ -337,25 +342,25 @@ class CoreStore(StoreBase):
     # -- faxes ---------------------------------------------------------------------------------
 
     async def get_fax(self, fax_id: str, account_id: str | None = None) -> Fax:
-        row = await self.db.fetchone("SELECT * FROM faxes WHERE id = ?", (fax_id,))
+        row = await self.database.fetchone("SELECT * FROM faxes WHERE id = ?", (fax_id,))
         if row is None or (account_id is not None and row["account_id"] != account_id):
             raise NotFoundError(f"fax {fax_id} not found")
         return fax_from_row(row)
 
     async def recent_faxes(self, account_id: str | None, limit: int) -> list[Fax]:
         if account_id is None:
-            rows = await self.db.fetchall(
+            rows = await self.database.fetchall(
                 "SELECT * FROM faxes ORDER BY created DESC, id DESC LIMIT ?", (limit,)
             )
         else:
-            rows = await self.db.fetchall(
+            rows = await self.database.fetchall(
                 "SELECT * FROM faxes WHERE account_id = ? ORDER BY created DESC, id DESC LIMIT ?",
                 (account_id, limit),
             )
         return [fax_from_row(r) for r in rows]
 
     async def fax_documents(self, fax_id: str, role: str = "original") -> list[SourceDocument]:
-        rows = await self.db.fetchall(
+        rows = await self.database.fetchall(
             "SELECT fd.filename, fd.kind, fd.pages, d.data FROM fax_documents fd"
             " JOIN documents d ON d.id = fd.document_id"
             " WHERE fd.fax_id = ? AND fd.role = ? ORDER BY fd.seq",

@@ -8,7 +8,6 @@ lease (it was too slow, or the daemon restarted) can never overwrite a newer dec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -16,24 +15,12 @@ import aiosqlite
 from gateway import credentials
 from gateway.models import DocumentKind, Fax, Faxbox, FaxStatus, SourceDocument
 from gateway.routing import dedupe_addresses
+from gateway.store.base import append_smtplog_error, claim_rows, given
 from gateway.store.notifications import NotificationStore
+from gateway.store.records import AttemptOutcome, Claim, TxResultRecord
 from gateway.store.rows import dumps, fax_from_row, loads_or_none
 
-
-@dataclass(frozen=True)
-class Claim:
-    """A job claimed for one transmission attempt."""
-
-    fax: Fax
-    attempt: int  # 1-based number of this attempt (the count ``retries`` is compared with)
-    attempt_id: int | None = None  # the attempts row of this attempt
-
-
-@dataclass(frozen=True)
-class AttemptOutcome:
-    outcome: str  # "completed", "failed", "retry"
-    failure_class: str | None
-    tx_result: dict[str, Any]
+__all__ = ["AttemptOutcome", "Claim", "JobStore"]  # the records' old home, still importable
 
 
 class JobStore(NotificationStore):
@@ -41,15 +28,17 @@ class JobStore(NotificationStore):
 
     async def claim_attaching(self, owner: str, lease_s: float, limit: int) -> list[Fax]:
         now = self.clock()
-        async with self.db.transaction() as db:
-            cur = await db.execute(
-                "UPDATE faxes SET lease_owner = ?, lease_expires = ? WHERE id IN ("
-                " SELECT id FROM faxes WHERE status = 'attaching_files'"
-                " AND (lease_expires IS NULL OR lease_expires < ?) ORDER BY created LIMIT ?)"
-                " RETURNING *",
-                (owner, now + lease_s, now, limit),
+        async with self.database.transaction() as db:
+            rows = await claim_rows(
+                db,
+                "faxes",
+                owner,
+                now + lease_s,
+                "status = 'attaching_files' AND (lease_expires IS NULL OR lease_expires < ?)",
+                (now,),
+                "created",
+                limit,
             )
-            rows = await cur.fetchall()
         return sorted((fax_from_row(r) for r in rows), key=lambda f: f.created)
 
     async def store_originals(
@@ -57,7 +46,7 @@ class JobStore(NotificationStore):
     ) -> bool:
         """Keep a fetched document (``document.url``) as the job's original; False (nothing
         stored) if the render lease was lost or the originals are already there."""
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "SELECT 1 FROM faxes WHERE id = ? AND status = 'attaching_files'"
                 " AND lease_owner = ? AND NOT EXISTS (SELECT 1 FROM fax_documents"
@@ -75,7 +64,7 @@ class JobStore(NotificationStore):
     ) -> bool:
         """Store the fax image and its PDF and make the job due; False if the lease was lost."""
         now = self.clock()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE faxes SET status = 'pending', pages = ?, next_attempt_at = ?,"
                 " modified = ?, lease_owner = NULL, lease_expires = NULL"
@@ -95,28 +84,31 @@ class JobStore(NotificationStore):
         return True
 
     async def fail_job(
-        self, fax_id: str, error: str, tx_result: dict[str, Any], owner: str | None = None
+        self, fax_id: str, error: str, tx_result: TxResultRecord, owner: str | None = None
     ) -> bool:
         """A permanent failure before or during sending: ``failed`` with the reason."""
         now = self.clock()
-        async with self.db.transaction() as db:
+        held_by = "" if owner is None else " AND lease_owner = ?"
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE faxes SET status = 'failed', error = ?, tx_result = ?, modified = ?,"
                 " lease_owner = NULL, lease_expires = NULL"
-                " WHERE id = ? AND status NOT IN ('completed', 'failed')"
-                " AND (? IS NULL OR lease_owner = ?) RETURNING smtplog_id",
-                (error, dumps(tx_result), now, fax_id, owner, owner),
+                f" WHERE id = ? AND status NOT IN ('completed', 'failed'){held_by}"
+                " RETURNING smtplog_id",
+                (
+                    error,
+                    dumps(tx_result.as_dict()),
+                    now,
+                    fax_id,
+                    *given(owner),
+                ),
             )
             row = await cur.fetchone()
             if row is None:
                 return False
             await self._enqueue_notifications(db, fax_id, "outbound_failed")
             if row["smtplog_id"]:
-                # The admin reading the smtplog sees why the message it accepted never went out.
-                await db.execute(
-                    "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
-                    (f"fax {fax_id}: {error}", row["smtplog_id"]),
-                )
+                await append_smtplog_error(db, row["smtplog_id"], f"fax {fax_id}: {error}")
         return True
 
     async def release_renders(
@@ -125,19 +117,14 @@ class JobStore(NotificationStore):
         """Hand back render leases of ``owner`` (all of them, or ``fax_id``'s): the job stays in
         ``attaching_files``, claimable again at ``retry_at`` (at once if None), and nothing is
         counted against it. A stop does this for the renders it cut short."""
-        async with self.db.transaction() as db:
-            cur = await db.execute(
-                "UPDATE faxes SET lease_owner = NULL, lease_expires = ?"
-                " WHERE status = 'attaching_files' AND lease_owner = ? AND (? IS NULL OR id = ?)",
-                (retry_at, owner, fax_id, fax_id),
-            )
-            return int(cur.rowcount)
+        async with self.database.transaction() as db:
+            return await _release_renders(db, owner, fax_id, retry_at)
 
     async def count_render_crash(self, fax_id: str, owner: str, limit: int) -> int | None:
         """One more crash of the renderer on this job: its crash count, or None if the lease was
         lost. Below ``limit`` the lease is released in the same statement (the job is rendered
         again at once); at ``limit`` the caller still holds it, to fail the job."""
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE faxes SET render_crashes = render_crashes + 1,"
                 " lease_owner = CASE WHEN render_crashes + 1 < ? THEN NULL ELSE lease_owner END,"
@@ -163,7 +150,7 @@ class JobStore(NotificationStore):
         """
         now = self.clock()
         claims: list[Claim] = []
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             chosen = await _all(db, _DUE_SQL, (now, max_per_account, limit))
             for row in chosen:
                 cur = await db.execute(
@@ -185,7 +172,7 @@ class JobStore(NotificationStore):
         return claims
 
     async def renew_lease(self, fax_id: str, owner: str, lease_s: float) -> bool:
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE faxes SET lease_expires = ? WHERE id = ? AND lease_owner = ?",
                 (self.clock() + lease_s, fax_id, owner),
@@ -206,15 +193,22 @@ class JobStore(NotificationStore):
             "failed": FaxStatus.FAILED,
             "retry": FaxStatus.PENDING,
         }[outcome.outcome]
-        error = None if status is FaxStatus.COMPLETED else outcome.tx_result.get("error_message")
-        async with self.db.transaction() as db:
+        error = None if status is FaxStatus.COMPLETED else outcome.tx_result.error_message
+        result = dumps(outcome.tx_result.as_dict())
+        # The attempts row claim_due opened; a Claim made before attempt ids were kept names
+        # it by its number.
+        if claim.attempt_id is not None:
+            this_attempt, attempt_key = "id = ?", claim.attempt_id
+        else:
+            this_attempt, attempt_key = "number = ?", claim.attempt
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE faxes SET status = ?, tx_result = ?, error = ?, modified = ?,"
                 " delivered = ?, next_attempt_at = ?, lease_owner = NULL, lease_expires = NULL"
                 " WHERE id = ? AND status = 'processing' AND lease_owner = ? RETURNING smtplog_id",
                 (
                     status.value,
-                    dumps(outcome.tx_result),
+                    result,
                     error,
                     now,
                     now if status is FaxStatus.COMPLETED else None,
@@ -228,24 +222,11 @@ class JobStore(NotificationStore):
                 return False
             await db.execute(
                 "UPDATE attempts SET ended = ?, outcome = ?, failure_class = ?, result = ?"
-                " WHERE fax_id = ? AND outcome = 'running'"
-                " AND (id = ? OR ? IS NULL AND number = ?)",
-                (
-                    now,
-                    outcome.outcome,
-                    outcome.failure_class,
-                    dumps(outcome.tx_result),
-                    claim.fax.id,
-                    claim.attempt_id,
-                    claim.attempt_id,
-                    claim.attempt,
-                ),
+                f" WHERE fax_id = ? AND outcome = 'running' AND {this_attempt}",
+                (now, outcome.outcome, outcome.failure_class, result, claim.fax.id, attempt_key),
             )
             if status is FaxStatus.FAILED and row["smtplog_id"]:
-                await db.execute(
-                    "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
-                    (f"fax {claim.fax.id}: {error}", row["smtplog_id"]),
-                )
+                await append_smtplog_error(db, row["smtplog_id"], f"fax {claim.fax.id}: {error}")
             if status is not FaxStatus.PENDING:
                 await self._enqueue_notifications(db, claim.fax.id, f"outbound_{status.value}")
         return True
@@ -259,7 +240,7 @@ class JobStore(NotificationStore):
         the same crash ends as a failed inbound fax. Returns the number of outbound jobs.
         """
         now = self.clock()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             expired = await _all(
                 db,
                 "SELECT id, attempts, retries, pages, created, smtplog_id FROM faxes"
@@ -285,7 +266,7 @@ class JobStore(NotificationStore):
         reception it was feeding into a local faxbox ends as a failed inbound fax.
         """
         now = self.clock()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             rows = await _all(
                 db,
                 "SELECT id FROM faxes WHERE status = 'processing' AND direction = 'outbound'"
@@ -313,21 +294,19 @@ class JobStore(NotificationStore):
             )
             for row in receptions:
                 await self._fail_reception(db, row["id"], now)
-            await db.execute(
-                "UPDATE faxes SET lease_owner = NULL, lease_expires = NULL"
-                " WHERE status = 'attaching_files' AND lease_owner = ?",
-                (owner,),
-            )
+            await _release_renders(db, owner, None, None)
         return len(rows)
 
     async def _interrupt(self, db: aiosqlite.Connection, row: aiosqlite.Row, now: float) -> None:
         fax_id, attempts, retries = row["id"], row["attempts"], row["retries"]
         error = "attempt interrupted (the gateway stopped during transmission)"
-        result = interrupted_result(error, row["pages"] or 0, now - row["created"])
+        result = dumps(
+            TxResultRecord.interrupted(error, row["pages"] or 0, now - row["created"]).as_dict()
+        )
         await db.execute(
             "UPDATE attempts SET ended = ?, outcome = 'interrupted', failure_class = 'line',"
             " result = ? WHERE fax_id = ? AND outcome = 'running'",
-            (now, dumps(result), fax_id),
+            (now, result, fax_id),
         )
         exhausted = attempts >= retries
         await db.execute(
@@ -336,7 +315,7 @@ class JobStore(NotificationStore):
             (
                 "failed" if exhausted else "pending",
                 error,
-                dumps(result),
+                result,
                 None if exhausted else now,
                 now,
                 fax_id,
@@ -345,10 +324,7 @@ class JobStore(NotificationStore):
         if exhausted:
             await self._enqueue_notifications(db, fax_id, "outbound_failed")
         if exhausted and row["smtplog_id"]:
-            await db.execute(
-                "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
-                (f"fax {fax_id}: {error}", row["smtplog_id"]),
-            )
+            await append_smtplog_error(db, row["smtplog_id"], f"fax {fax_id}: {error}")
 
     async def _fail_reception(self, db: aiosqlite.Connection, fax_id: str, now: float) -> None:
         text = "reception interrupted (the gateway stopped during reception)"
@@ -361,7 +337,7 @@ class JobStore(NotificationStore):
         await self._enqueue_notifications(db, fax_id, "inbound_failed")
 
     async def fax_attempts(self, fax_id: str) -> list[dict[str, Any]]:
-        rows = await self.db.fetchall(
+        rows = await self.database.fetchall(
             "SELECT number, started, ended, outcome, failure_class, result FROM attempts"
             " WHERE fax_id = ? ORDER BY id",
             (fax_id,),
@@ -379,14 +355,14 @@ class JobStore(NotificationStore):
         ]
 
     async def next_due_at(self) -> float | None:
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT min(next_attempt_at) FROM faxes WHERE status = 'pending'"
         )
         return None if row is None or row[0] is None else float(row[0])
 
     async def next_lease_expiry(self) -> float | None:
         """When the earliest lease of a transmission or reception runs out (for the reaper)."""
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT min(lease_expires) FROM faxes WHERE status = 'processing'"
         )
         return None if row is None or row[0] is None else float(row[0])
@@ -409,7 +385,7 @@ class JobStore(NotificationStore):
         fax_id = credentials.new_id()
         now = self.clock()
         expires = now + lease_s if owner is not None and lease_s is not None else None
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             await db.execute(
                 "INSERT INTO faxes (id, account_id, faxbox_id, direction, status, from_number,"
                 " to_number, fax_identity_number, fax_timezone, retries, source, notifications,"
@@ -454,7 +430,7 @@ class JobStore(NotificationStore):
         False if the reception had already been ended (taken back after a lost lease)."""
         now = self.clock()
         status = FaxStatus.COMPLETED if rx_result.get("success") else FaxStatus.FAILED
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE faxes SET status = ?, rx_result = ?, pages = ?, fax_identity_number ="
                 " COALESCE(?, fax_identity_number), error = ?, modified = ?, delivered = ?,"
@@ -487,26 +463,20 @@ class JobStore(NotificationStore):
         return True
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = await self.db.fetchall("SELECT status, count(*) FROM faxes GROUP BY status")
+        rows = await self.database.fetchall("SELECT status, count(*) FROM faxes GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
 
 
-def interrupted_result(error: str, pages: int, elapsed: float) -> dict[str, Any]:
-    """``tx_result`` of an attempt cut short by a crash: nothing confirmed, the schema's keys."""
-    return {
-        "success": False,
-        "error_message": error,
-        "result_code": None,
-        "result_text": "interrupted",
-        "pages_sent": 0,
-        "total_pages": pages,
-        "fax_speed": 0,
-        "fax_error_correction": False,
-        "fax_receiver_id": None,
-        "fax_bad_rows": 0,
-        "time_elapsed": round(max(0.0, elapsed)),
-        "failure_class": "line",
-    }
+async def _release_renders(
+    db: aiosqlite.Connection, owner: str, fax_id: str | None, retry_at: float | None
+) -> int:
+    one = "" if fax_id is None else " AND id = ?"
+    cur = await db.execute(
+        "UPDATE faxes SET lease_owner = NULL, lease_expires = ?"
+        f" WHERE status = 'attaching_files' AND lease_owner = ?{one}",
+        (retry_at, owner, *given(fax_id)),
+    )
+    return int(cur.rowcount)
 
 
 async def _all(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -23,7 +22,8 @@ from gateway.models import (
     SmtpLogEntry,
     SourceDocument,
 )
-from gateway.store.base import StoreBase
+from gateway.store.base import StoreBase, drop_orphans, given
+from gateway.store.records import Window
 from gateway.store.rows import fax_from_row, faxbox_from_row, faxbox_settings, smtplog_from_row
 
 # Written out literally (not as parameters) so that SQLite sees they imply the WHERE clause of
@@ -48,36 +48,26 @@ FAX_FILTERS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Window:
-    """Which rows of a time-ordered list to read.
+__all__ = ["FAX_FILTERS", "ListingStore", "Window"]  # Window's old home, still importable
 
-    ``start`` is the (created, id) of the first row to include: a page starts where the previous
-    one's extra row was, so rows created meanwhile never shift a page (keyset, not OFFSET).
-    """
 
-    created_from: float  # Unix seconds, inclusive
-    created_to: float  # Unix seconds, exclusive
-    start: tuple[float, str] | None = None
-    ascending: bool = False
-    limit: int | None = None
-
-    def clause(self) -> tuple[str, list[Any]]:
-        # With a start key, the key replaces the range bound on its side: SQLite seeks an index
-        # by one bound per side, and it must seek to the key, not scan from the range's end.
-        if self.start is None:
-            sql = " AND created >= ? AND created < ?"
-            params: list[Any] = [self.created_from, self.created_to]
-        elif self.ascending:
-            sql = " AND (created, id) >= (?, ?) AND created < ?"
-            params = [*self.start, self.created_to]
-        else:
-            sql = " AND created >= ? AND (created, id) <= (?, ?)"
-            params = [self.created_from, *self.start]
-        order = "ASC" if self.ascending else "DESC"
-        sql += f" ORDER BY created {order}, id {order} LIMIT ?"
-        params.append(-1 if self.limit is None else self.limit)
-        return sql, params
+def window_clause(window: Window) -> tuple[str, list[Any]]:
+    """The WHERE tail, ORDER BY and LIMIT that read ``window``'s rows."""
+    # With a start key, the key replaces the range bound on its side: SQLite seeks an index
+    # by one bound per side, and it must seek to the key, not scan from the range's end.
+    if window.start is None:
+        sql = " AND created >= ? AND created < ?"
+        params: list[Any] = [window.created_from, window.created_to]
+    elif window.ascending:
+        sql = " AND (created, id) >= (?, ?) AND created < ?"
+        params = [*window.start, window.created_to]
+    else:
+        sql = " AND created >= ? AND (created, id) <= (?, ?)"
+        params = [window.created_from, *window.start]
+    order = "ASC" if window.ascending else "DESC"
+    sql += f" ORDER BY created {order}, id {order} LIMIT ?"
+    params.append(-1 if window.limit is None else window.limit)
+    return sql, params
 
 
 class ListingStore(StoreBase):
@@ -111,8 +101,8 @@ class ListingStore(StoreBase):
                 return []  # no row has that field, as in Kazoo where such a filter matches none
             sql += f" AND {FAX_FILTERS[name]} = ?"
             params.append(value)
-        tail, tail_params = window.clause()
-        rows = await self.db.fetchall(sql + tail, params + tail_params)
+        tail, tail_params = window_clause(window)
+        rows = await self.database.fetchall(sql + tail, params + tail_params)
         return [fax_from_row(r) for r in rows]
 
     async def list_smtplog(self, account_id: str | None, window: Window) -> list[SmtpLogEntry]:
@@ -121,15 +111,15 @@ class ListingStore(StoreBase):
             sql, params = "SELECT * FROM smtplog WHERE 1", []
         else:
             sql, params = "SELECT * FROM smtplog WHERE account_id = ?", [account_id]
-        tail, tail_params = window.clause()
-        rows = await self.db.fetchall(sql + tail, params + tail_params)
+        tail, tail_params = window_clause(window)
+        rows = await self.database.fetchall(sql + tail, params + tail_params)
         return [smtplog_from_row(r) for r in rows]
 
     # -- documents -----------------------------------------------------------------------------
 
     async def fax_document(self, fax_id: str, role: str) -> SourceDocument | None:
         """The first stored document of ``role`` (original, tiff, pdf), bytes included."""
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT fd.filename, fd.kind, fd.pages, d.data FROM fax_documents fd"
             " JOIN documents d ON d.id = fd.document_id"
             " WHERE fd.fax_id = ? AND fd.role = ? ORDER BY fd.seq LIMIT 1",
@@ -149,19 +139,19 @@ class ListingStore(StoreBase):
 
         A job mid-transmission (``processing``) cannot be deleted: ConflictError.
         """
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             fax = await _owned_fax(db, fax_id, account_id)
             if fax.status == "processing":
                 raise ConflictError(f"fax {fax_id} is being transmitted; try again when it ends")
             document_ids = await _document_ids(db, fax_id)
             await _secure_delete(db)
             await db.execute("DELETE FROM faxes WHERE id = ?", (fax_id,))
-            await _drop_orphans(db, document_ids)
+            await drop_orphans(db, document_ids)
         return fax
 
     async def erase_fax_documents(self, fax_id: str, account_id: str) -> Fax:
         """Erase a finished fax's documents (every role) and keep its record."""
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             fax = await _owned_fax(db, fax_id, account_id)
             if fax.status not in ("completed", "failed"):
                 raise ConflictError(
@@ -170,7 +160,7 @@ class ListingStore(StoreBase):
             document_ids = await _document_ids(db, fax_id)
             await _secure_delete(db)
             await db.execute("DELETE FROM fax_documents WHERE fax_id = ?", (fax_id,))
-            await _drop_orphans(db, document_ids)
+            await drop_orphans(db, document_ids)
         return fax
 
     async def create_fax_copy(self, fax: NewFax, source_id: str, role: str | None) -> str:
@@ -181,7 +171,7 @@ class ListingStore(StoreBase):
         ``document_request`` to fetch, else ConflictError and nothing is created.
         """
         fax_id = credentials.new_id()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             await self._insert_fax(db, fax_id, fax, self.clock(), None)
             copied = 0
             if role is not None:
@@ -201,10 +191,15 @@ class ListingStore(StoreBase):
 
     async def smtp_address_taken(self, address: str, except_faxbox_id: str | None = None) -> bool:
         """Whether a faxbox other than ``except_faxbox_id`` already answers at ``address``."""
-        row = await self.db.fetchone(
+        other = "" if except_faxbox_id is None else " AND id != ?"
+        row = await self.database.fetchone(
             "SELECT 1 FROM faxboxes WHERE (smtp_email_address = ? OR custom_smtp_email_address = ?)"
-            " AND id IS NOT ?",
-            (address.lower(), address.lower(), except_faxbox_id),
+            + other,
+            (
+                address.lower(),
+                address.lower(),
+                *given(except_faxbox_id),
+            ),
         )
         return row is not None
 
@@ -212,7 +207,7 @@ class ListingStore(StoreBase):
         """Save every field of ``faxbox`` (same id and account); ``password_hash`` if given."""
         now = self.clock()
         custom = faxbox.custom_smtp_email_address
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             if custom:
                 async with db.execute(
                     "SELECT 1 FROM faxboxes WHERE id != ?"
@@ -249,7 +244,7 @@ class ListingStore(StoreBase):
         return faxbox_from_row(row)
 
     async def clear_faxbox_password(self, faxbox_id: str, account_id: str) -> None:
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             await db.execute(
                 "UPDATE faxboxes SET smtp_password_hash = NULL WHERE id = ? AND account_id = ?",
                 (faxbox_id, account_id),
@@ -257,7 +252,7 @@ class ListingStore(StoreBase):
 
     async def delete_faxbox(self, faxbox_id: str, account_id: str) -> Faxbox:
         """Delete a faxbox; its faxes stay, no longer linked to it (ON DELETE SET NULL)."""
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "DELETE FROM faxboxes WHERE id = ? AND account_id = ? RETURNING *",
                 (faxbox_id, account_id),
@@ -293,13 +288,3 @@ async def _secure_delete(db: aiosqlite.Connection) -> None:
     # Deleting is for privacy ("remove all evidence"): zero the freed pages rather than leave
     # the bytes readable in the database file until SQLite happens to reuse them.
     await db.execute("PRAGMA secure_delete = ON")
-
-
-async def _drop_orphans(db: aiosqlite.Connection, document_ids: list[int]) -> None:
-    """Delete those documents no fax links any more (a resubmitted copy may share them)."""
-    for document_id in document_ids:
-        await db.execute(
-            "DELETE FROM documents WHERE id = ?"
-            " AND NOT EXISTS (SELECT 1 FROM fax_documents WHERE document_id = ?)",
-            (document_id, document_id),
-        )

@@ -21,7 +21,7 @@ from gateway.models import (
     NotificationEvent,
     NotificationState,
 )
-from gateway.store.base import StoreBase
+from gateway.store.base import StoreBase, claim_rows
 
 CHANNELS = ("email", "sms")
 # An API client chooses its fax's recipients: bound them, so a job cannot become a mailing list.
@@ -131,21 +131,24 @@ class NotificationStore(StoreBase):
     ) -> list[Notification]:
         """Claim due rows, and rows whose sender's lease expired; each claim counts an attempt."""
         now = self.clock()
-        async with self.db.transaction() as db:
-            cur = await db.execute(
-                "UPDATE notifications SET state = 'sending', attempts = attempts + 1,"
-                " lease_owner = ?, lease_expires = ? WHERE id IN ("
-                " SELECT id FROM notifications WHERE (state = 'pending' AND next_attempt_at <= ?)"
-                " OR (state = 'sending' AND lease_expires < ?)"
-                " ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
-                (owner, now + lease_s, now, now, limit),
+        async with self.database.transaction() as db:
+            rows = await claim_rows(
+                db,
+                "notifications",
+                owner,
+                now + lease_s,
+                "(state = 'pending' AND next_attempt_at <= ?)"
+                " OR (state = 'sending' AND lease_expires < ?)",
+                (now, now),
+                "next_attempt_at, id",
+                limit,
+                also_set="state = 'sending', attempts = attempts + 1, ",
             )
-            rows = await cur.fetchall()
         return sorted((notification_from_row(r) for r in rows), key=lambda n: n.id)
 
     async def notification_sent(self, notification_id: int, owner: str) -> bool:
         now = self.clock()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE notifications SET state = 'sent', sent = ?, next_attempt_at = NULL,"
                 " error = NULL, lease_owner = NULL, lease_expires = NULL"
@@ -158,7 +161,7 @@ class NotificationStore(StoreBase):
         self, notification_id: int, owner: str, error: str, retry_at: float | None
     ) -> bool:
         """Due again at ``retry_at`` with the error kept for the API, or dead if it is None."""
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             cur = await db.execute(
                 "UPDATE notifications SET state = ?, next_attempt_at = ?, error = ?,"
                 " lease_owner = NULL, lease_expires = NULL"
@@ -178,13 +181,13 @@ class NotificationStore(StoreBase):
             return cur.rowcount == 1
 
     async def next_notification_due(self) -> float | None:
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT min(next_attempt_at) FROM notifications WHERE state = 'pending'"
         )
         return None if row is None or row[0] is None else float(row[0])
 
     async def notifications_of_fax(self, fax_id: str) -> list[Notification]:
-        rows = await self.db.fetchall(
+        rows = await self.database.fetchall(
             "SELECT * FROM notifications WHERE fax_id = ? ORDER BY id", (fax_id,)
         )
         return [notification_from_row(r) for r in rows]

@@ -7,22 +7,16 @@ claimed is ``processing`` and is left alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from gateway.errors import ConflictError, NotFoundError
-from gateway.models import Fax, unsent_tx_result
+from gateway.models import Fax
+from gateway.store.base import append_smtplog_error
 from gateway.store.notifications import NotificationStore
+from gateway.store.records import QueueStats, TxResultRecord
 from gateway.store.rows import dumps, fax_from_row
 
+__all__ = ["CANCELLED", "OperationsStore", "QueueStats"]  # QueueStats's old home
+
 CANCELLED = "cancelled by admin"
-
-
-@dataclass
-class QueueStats:
-    faxes: dict[tuple[str, str], int] = field(default_factory=dict)  # (direction, status) -> n
-    due: int = 0  # outbound jobs pending and due now: waiting for a free line
-    oldest_unfinished: float | None = None  # created, of the oldest outbound job not finished
-    notification_backlog: int | None = None  # None: no notifications table in this schema
 
 
 class OperationsStore(NotificationStore):
@@ -34,7 +28,7 @@ class OperationsStore(NotificationStore):
         is; ConflictError if retention already purged its documents.
         """
         now = self.clock()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             async with db.execute(
                 "SELECT f.*, EXISTS (SELECT 1 FROM fax_documents d WHERE d.fax_id = f.id"
                 " AND d.role = 'tiff') AS has_image, EXISTS (SELECT 1 FROM fax_documents d"
@@ -74,7 +68,7 @@ class OperationsStore(NotificationStore):
         its record and documents stay (retention removes them), and its sender is notified
         like for any failure. A job being transmitted cannot be cancelled: ConflictError."""
         now = self.clock()
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             async with db.execute("SELECT * FROM faxes WHERE id = ?", (fax_id,)) as cur:
                 row = await cur.fetchone()
             if row is None:
@@ -91,7 +85,11 @@ class OperationsStore(NotificationStore):
                 " WHERE id = ? AND status IN ('attaching_files', 'pending') RETURNING *",
                 (
                     CANCELLED,
-                    dumps(unsent_tx_result(CANCELLED, "cancelled", now - row["created"])),
+                    dumps(
+                        TxResultRecord.unsent(
+                            CANCELLED, "cancelled", now - row["created"]
+                        ).as_dict()
+                    ),
                     now,
                     fax_id,
                 ),
@@ -99,35 +97,28 @@ class OperationsStore(NotificationStore):
             updated = await cur.fetchone()
             assert updated is not None
             if updated["smtplog_id"]:
-                await db.execute(
-                    "UPDATE smtplog SET errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
-                    (f"fax {fax_id}: {CANCELLED}", updated["smtplog_id"]),
-                )
+                await append_smtplog_error(db, updated["smtplog_id"], f"fax {fax_id}: {CANCELLED}")
             await self._enqueue_notifications(db, fax_id, "outbound_failed")
         return fax_from_row(updated)
 
     async def queue_stats(self) -> QueueStats:
         now = self.clock()
         stats = QueueStats()
-        for group in await self.db.fetchall(
+        for group in await self.database.fetchall(
             "SELECT direction, status, count(*) FROM faxes GROUP BY direction, status"
         ):
             stats.faxes[(str(group[0]), str(group[1]))] = int(group[2])
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT count(*) FROM faxes WHERE status = 'pending' AND next_attempt_at <= ?", (now,)
         )
         stats.due = int(row[0]) if row else 0
-        row = await self.db.fetchone(
+        row = await self.database.fetchone(
             "SELECT min(created) FROM faxes WHERE direction = 'outbound'"
             " AND status IN ('attaching_files', 'pending', 'processing')"
         )
         stats.oldest_unfinished = None if row is None or row[0] is None else float(row[0])
-        has_table = await self.db.fetchone(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notifications'"
+        row = await self.database.fetchone(
+            "SELECT count(*) FROM notifications WHERE state IN ('pending', 'sending')"
         )
-        if has_table:
-            row = await self.db.fetchone(
-                "SELECT count(*) FROM notifications WHERE state IN ('pending', 'sending')"
-            )
-            stats.notification_backlog = int(row[0]) if row else 0
+        stats.notification_backlog = int(row[0]) if row else 0
         return stats

@@ -50,6 +50,14 @@ class Clocked(Protocol):
         ...
 
 
+class LeaseRenewal(Clocked, Protocol):
+    """Whoever holds a job's lease keeps it while the work goes on (render, call, reception)."""
+
+    async def renew_lease(self, fax_id: str, owner: str, lease_s: float) -> bool:
+        """Extend ``owner``'s lease by ``lease_s`` from now; False if the lease was lost."""
+        ...
+
+
 class FaxReader(Clocked, Protocol):
     """Reading one fax and what belongs to it (every role that acts on a fax)."""
 
@@ -175,7 +183,7 @@ class FaxListing(FaxReader, Protocol):
     async def erase_fax_documents(self, fax_id: str, account_id: str) -> Fax: ...
 
 
-class RenderQueue(FaxReader, Protocol):
+class RenderQueue(FaxReader, LeaseRenewal, Protocol):
     """The render stage: jobs in ``attaching_files`` claimed under a lease, made due."""
 
     async def claim_attaching(self, owner: str, lease_s: float, limit: int) -> list[Fax]: ...
@@ -201,14 +209,12 @@ class RenderQueue(FaxReader, Protocol):
     async def count_render_crash(self, fax_id: str, owner: str, limit: int) -> int | None: ...
 
 
-class JobQueue(FaxReader, Protocol):
+class JobQueue(FaxReader, LeaseRenewal, Protocol):
     """The worker: due jobs claimed under a lease, one attempt each, recorded atomically."""
 
     async def claim_due(
         self, owner: str, lease_s: float, max_per_account: int, limit: int
     ) -> list[Claim]: ...
-
-    async def renew_lease(self, fax_id: str, owner: str, lease_s: float) -> bool: ...
 
     async def finish_attempt(
         self, claim: Claim, owner: str, outcome: AttemptOutcome, next_attempt_at: float | None
@@ -223,7 +229,7 @@ class JobQueue(FaxReader, Protocol):
     async def next_lease_expiry(self) -> float | None: ...
 
 
-class InboundStore(Clocked, Protocol):
+class InboundStore(LeaseRenewal, Protocol):
     """The inbound line: a reception held under a lease until it lands in the inbox."""
 
     async def faxbox_by_fax_number(self, number: str) -> Faxbox | None: ...
@@ -245,8 +251,6 @@ class InboundStore(Clocked, Protocol):
         pdf: bytes | None,
         pages: int,
     ) -> bool: ...
-
-    async def renew_lease(self, fax_id: str, owner: str, lease_s: float) -> bool: ...
 
 
 class NotificationQueue(FaxReader, Protocol):

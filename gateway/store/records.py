@@ -125,7 +125,7 @@ class QueueStats:
     faxes: dict[tuple[str, str], int] = field(default_factory=dict)  # (direction, status) -> n
     due: int = 0  # outbound jobs pending and due now: waiting for a free line
     oldest_unfinished: float | None = None  # created, of the oldest outbound job not finished
-    notification_backlog: int | None = None  # None: no notifications table in this schema
+    notification_backlog: int | None = None  # None: this store cannot tell
 
 
 @dataclass

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from gateway.errors import StorageError
-from gateway.store.base import StoreBase
+from gateway.store.base import StoreBase, drop_orphans
+from gateway.store.records import PurgeResult
+
+__all__ = ["PurgeResult", "RetentionStore"]  # PurgeResult's old home, still importable
 
 BATCH = 200
 _FINAL = "status IN ('completed', 'failed')"
@@ -30,24 +32,6 @@ _NOTIFIED = (
     " AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.fax_id = faxes.id"
     " AND n.state IN ('pending', 'sending'))"
 )
-
-
-@dataclass
-class PurgeResult:
-    documents: int = 0  # document blobs deleted
-    document_bytes: int = 0
-    faxes_stripped: int = 0  # faxes whose documents went (the record stays)
-    faxes: int = 0  # fax records deleted
-    smtplog: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "documents": self.documents,
-            "document_bytes": self.document_bytes,
-            "faxes_stripped": self.faxes_stripped,
-            "faxes": self.faxes,
-            "smtplog": self.smtplog,
-        }
 
 
 class RetentionStore(StoreBase):
@@ -59,7 +43,7 @@ class RetentionStore(StoreBase):
     ) -> PurgeResult:
         """Purge what is older than each cutoff (Unix time; None = keep that kind forever)."""
         result = PurgeResult()
-        busy = _NOTIFIED if await self._has_table("notifications") else ""
+        busy = _NOTIFIED
         if faxes_before is not None:
             while await self._purge_faxes(faxes_before, busy, result) == BATCH:
                 pass
@@ -72,7 +56,7 @@ class RetentionStore(StoreBase):
         if result.documents or result.faxes or result.smtplog:
             # Move the zeroed pages from the WAL into the database file now, not at some later
             # checkpoint; PASSIVE never waits for readers.
-            await self.db.fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+            await self.database.fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         return result
 
     async def backup(self, target: Path) -> dict[str, Any]:
@@ -83,7 +67,7 @@ class RetentionStore(StoreBase):
         partial = target.with_name(f".{target.name}.partial")
         partial.unlink(missing_ok=True)
         try:
-            await self.db.backup_to(partial)
+            await self.database.backup_to(partial)
             figures = await _check_copy(partial)
             size = _commit(partial, target)
         except (OSError, sqlite3.Error) as exc:
@@ -92,14 +76,8 @@ class RetentionStore(StoreBase):
             partial.unlink(missing_ok=True)
         return {"path": str(target), "bytes": size, **figures}
 
-    async def _has_table(self, name: str) -> bool:
-        row = await self.db.fetchone(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        )
-        return row is not None
-
     async def _purge_faxes(self, before: float, busy: str, result: PurgeResult) -> int:
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             ids = await _ids(
                 db,
                 f"SELECT id FROM faxes WHERE {_FINAL} AND created < ?{busy}"
@@ -112,12 +90,12 @@ class RetentionStore(StoreBase):
             await db.execute("PRAGMA secure_delete = ON")
             # attempts, fax_documents and notifications go with the fax (ON DELETE CASCADE).
             await db.execute(f"DELETE FROM faxes WHERE id IN ({_marks(ids)})", ids)
-            await _drop_orphans(db, documents, result)
+            _count_dropped(result, await drop_orphans(db, documents))
         result.faxes += len(ids)
         return len(ids)
 
     async def _strip_documents(self, before: float, busy: str, result: PurgeResult) -> int:
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             ids = await _ids(
                 db,
                 f"SELECT id FROM faxes WHERE {_FINAL} AND created < ?{busy}"
@@ -130,12 +108,12 @@ class RetentionStore(StoreBase):
             documents = await _linked_documents(db, ids)
             await db.execute("PRAGMA secure_delete = ON")
             await db.execute(f"DELETE FROM fax_documents WHERE fax_id IN ({_marks(ids)})", ids)
-            await _drop_orphans(db, documents, result)
+            _count_dropped(result, await drop_orphans(db, documents))
         result.faxes_stripped += len(ids)
         return len(ids)
 
     async def _purge_smtplog(self, before: float, result: PurgeResult) -> int:
-        async with self.db.transaction() as db:
+        async with self.database.transaction() as db:
             await db.execute("PRAGMA secure_delete = ON")
             cur = await db.execute(
                 "DELETE FROM smtplog WHERE id IN"
@@ -164,21 +142,9 @@ async def _linked_documents(db: aiosqlite.Connection, fax_ids: list[str]) -> lis
         return [int(r[0]) for r in await cur.fetchall()]
 
 
-async def _drop_orphans(
-    db: aiosqlite.Connection, document_ids: list[int], result: PurgeResult
-) -> None:
-    """Delete the documents no fax links any more (a copy made by resubmit may share them)."""
-    for document_id in document_ids:
-        cur = await db.execute(
-            "DELETE FROM documents WHERE id = ?"
-            " AND NOT EXISTS (SELECT 1 FROM fax_documents WHERE document_id = ?) RETURNING size",
-            (document_id, document_id),
-        )
-        row = await cur.fetchone()
-        await cur.close()
-        if row is not None:
-            result.documents += 1
-            result.document_bytes += int(row[0])
+def _count_dropped(result: PurgeResult, dropped: tuple[int, int]) -> None:
+    result.documents += dropped[0]
+    result.document_bytes += dropped[1]
 
 
 async def _check_copy(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from gateway.store import Store
 from tests.api.docserver import doc_server_app
 from tests.builders import pdf_bytes, tiff_bytes
 from tests.conftest import Clock, Tenant, make_settings, make_tenant
+from tests.stores import link_new_document, raw
 
 ADMIN = "admin-token-for-tests-0123456789"
 BASE = "http://gw.test"
@@ -122,15 +123,14 @@ async def seed_fax(
         "tiff": SourceDocument(DocumentKind.TIFF, tiff_bytes(1), f"{fax_id}.tiff", 1),
         "pdf": SourceDocument(DocumentKind.PDF, pdf_bytes(1, label="Fax"), f"{fax_id}.pdf", 1),
     }
-    async with store.db.transaction() as db:
-        await db.execute(f"UPDATE faxes SET {sets} WHERE id = ?", (*values.values(), fax_id))
-        for role in roles:
-            await store._link_new_document(db, fax_id, role, 0, documents[role])
+    await raw(store).execute(f"UPDATE faxes SET {sets} WHERE id = ?", (*values.values(), fax_id))
+    for role in roles:
+        await link_new_document(store, fax_id, role, 0, documents[role])
     return Seeded(fax_id, tenant.account_id, direction, status, list(roles))
 
 
 async def count(store: Store, sql: str, *params: Any) -> int:
-    row = await store.db.fetchone(sql, params)
+    row = await raw(store).fetchone(sql, params)
     assert row is not None
     return int(row[0])
 

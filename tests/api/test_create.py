@@ -23,6 +23,7 @@ from tests.malformed import (
     tiff_with_ifd_loop,
     truncated_jpeg,
 )
+from tests.stores import raw
 
 URL_FAX = {
     "document": {"url": "http://docs.example.com/fax.pdf", "method": "get"},
@@ -361,7 +362,7 @@ async def test_faxbox_defaults_and_hidden_flags(
         "email": {"send_to": ["me@acme.test"]},
         "sms": {"send_to": ["+14155550111"]},
     }
-    row = await store.db.fetchone("SELECT * FROM faxes WHERE id = ?", (fax.id,))
+    row = await raw(store).fetchone("SELECT * FROM faxes WHERE id = ?", (fax.id,))
     assert row is not None and "X-Evil" not in json.dumps(dict(row))
 
 

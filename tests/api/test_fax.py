@@ -8,10 +8,12 @@ import httpx
 import pytest
 
 from gateway.api.shapes import FaxEnvelope
-from gateway.models import Direction, FaxStatus, NewFax
+from gateway.models import Direction, DocumentKind, FaxStatus, NewFax, SourceDocument
 from gateway.store import Store
+from gateway.store.database import Database
 from tests.api.conftest import Created, assert_error, auth, count, faxes_url, seed_fax
 from tests.conftest import Tenant
+from tests.stores import link_new_document, raw, tx_result
 
 
 async def call(
@@ -45,12 +47,11 @@ async def test_inbound_fax_and_attempts_log(
     data = (await call(client, tenant, "GET", "incoming", inbound.id)).json()["data"]
     assert data["folder"] == "inbox" and "rx_result" in data and "tx_result" not in data
     sent = await seed_fax(store, tenant, FaxStatus.FAILED, attempts=1)
-    async with store.db.transaction() as db:
-        await db.execute(
-            "INSERT INTO attempts (fax_id, number, started, ended, outcome, failure_class, result)"
-            " VALUES (?, 1, ?, ?, 'failed', 'busy', '{\"success\": false}')",
-            (sent.id, 1_800_000_000.0, 1_800_000_030.0),
-        )
+    await raw(store).execute(
+        "INSERT INTO attempts (fax_id, number, started, ended, outcome, failure_class, result)"
+        " VALUES (?, 1, ?, ?, 'failed', 'busy', '{\"success\": false}')",
+        (sent.id, 1_800_000_000.0, 1_800_000_030.0),
+    )
     log = (await call(client, tenant, "GET", "outbox", sent.id)).json()["data"]["attempts_log"]
     assert log == [
         {
@@ -197,24 +198,18 @@ async def test_delete_cancels_pending_but_not_sending(
 
 
 async def test_deleted_bytes_are_zeroed_on_disk(
-    client: httpx.AsyncClient, tenant: Tenant, store: Store, settings
+    client: httpx.AsyncClient, tenant: Tenant, store: Store, database: Database
 ) -> None:
     fax = await seed_fax(store, tenant, FaxStatus.COMPLETED, roles=())
     secret = b"TOP-SECRET-FAX-CONTENT-" * 400
-    async with store.db.transaction() as db:
-        await db.execute(
-            "INSERT INTO documents (id, data, size, sha256) VALUES (999, ?, ?, 'x')",
-            (secret, len(secret)),
-        )
-        await db.execute(
-            "INSERT INTO fax_documents VALUES (?, 'original', 0, 999, 'a.txt', 'text', 1)",
-            (fax.id,),
-        )
+    await link_new_document(
+        store, fax.id, "original", 0, SourceDocument(DocumentKind.TEXT, secret, "a.txt", 1)
+    )
     assert (await call(client, tenant, "DELETE", "outbox", fax.id)).status_code == 200
     # Zeroed pages reach the database file at the next checkpoint (SQLite runs them by itself).
-    await store.db.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
-    raw = settings.storage.path.read_bytes()
-    assert b"TOP-SECRET-FAX-CONTENT-" not in raw
+    await raw(store).fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+    on_disk = database.path.read_bytes()
+    assert b"TOP-SECRET-FAX-CONTENT-" not in on_disk
 
 
 async def test_the_state_of_each_notification_shows_on_the_fax(
@@ -227,7 +222,7 @@ async def test_the_state_of_each_notification_shows_on_the_fax(
         notifications={"email": {"send_to": ["alice@example.com"]}},
     )
     fax_id = await store.create_fax(job, [])
-    assert await store.fail_job(fax_id, "doc.pdf: corrupt PDF", {"success": False})
+    assert await store.fail_job(fax_id, "doc.pdf: corrupt PDF", tx_result())
     data = (await call(client, tenant, "GET", "outbox", fax_id)).json()["data"]
     [notice] = data["notification_log"]
     assert notice["channel"] == "email" and notice["to"] == "alice@example.com"

@@ -13,10 +13,12 @@ import httpx
 import pytest
 
 from gateway.config import Settings
-from gateway.store import Store
+from gateway.store import SqliteStore, Store
+from gateway.store.database import Database
 from gateway.store.schema import MIGRATIONS
 from tests.api.conftest import ADMIN, assert_error, auth, faxes_url
 from tests.conftest import Clock, Tenant, make_settings
+from tests.stores import raw
 
 TTL_S = 3600
 KEEP = 3
@@ -86,7 +88,7 @@ async def test_an_account_holds_at_most_the_bound_of_issued_tokens(
         await log_in(client, api_key)
     clock.advance(TTL_S)
     await log_in(client, api_key)  # expired ones go too, not only those over the bound
-    rows = await store.db.fetchall(
+    rows = await raw(store).fetchall(
         "SELECT kind, count(*) FROM api_tokens WHERE account_id = ? GROUP BY kind ORDER BY kind",
         (account.id,),
     )
@@ -108,10 +110,10 @@ async def test_tokens_issued_before_the_upgrade_expire_too(tmp_path: Path) -> No
                 ("h-issued", "auth_token", 0),
             ],
         )
-    store = Store(path, "normal", clock=Clock(100_000))
+    store = SqliteStore(Database(path, "normal"), Clock(100_000))
     await store.open()
     try:
-        rows = await store.db.fetchall(
+        rows = await raw(store).fetchall(
             "SELECT token_hash, expires FROM api_tokens ORDER BY token_hash"
         )
         assert {row[0]: row[1] for row in rows} == {

@@ -14,6 +14,7 @@ from gateway.models import Direction, FaxStatus, RecipientOutcome, SmtpLogEntry
 from gateway.store import Store
 from tests.api.conftest import auth, seed_fax
 from tests.conftest import Clock, Tenant
+from tests.stores import raw
 
 PUBLIC = {"/healthz", "/v2/openapi.json", "/v2/api_auth", "/v2/schemas", "/v2/schemas/{name}"}
 ADMIN_ONLY = {"/v2/faxes/smtplog", "/v2/faxes/smtplog/{log_id}"}
@@ -43,7 +44,7 @@ async def snapshot(store: Store, account_id: str) -> list[Any]:
         ("smtplog", "account_id = ?"),
         ("fax_documents", "fax_id IN (SELECT id FROM faxes WHERE account_id = ?)"),
     ):
-        found = await store.db.fetchall(
+        found = await raw(store).fetchall(
             f"SELECT * FROM {table} WHERE {where} ORDER BY 1", (account_id,)
         )
         rows.append([tuple(r) for r in found])

@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from gateway.config import Settings
 from gateway.models import DocumentKind, NewFax, SourceDocument
 from gateway.store import Store
-from gateway.store.jobs import AttemptOutcome
+from gateway.store.records import AttemptOutcome, TxResultRecord
 from tests.builders import pdf_bytes
 from tests.conftest import Tenant, make_settings
 
@@ -222,7 +222,8 @@ async def finished_fax(
         failure = "busy"
         tx.update(success=False, error_message="the line was busy", result_text="busy")
         tx.update(pages_sent=0, fax_speed=0, fax_receiver_id=None)
-    assert await store.finish_attempt(claim, "worker", AttemptOutcome(outcome, failure, tx), None)
+    attempt = AttemptOutcome(outcome, failure, TxResultRecord(**tx, failure_class=failure))
+    assert await store.finish_attempt(claim, "worker", attempt, None)
     return fax_id
 
 

@@ -7,7 +7,7 @@ import smtplib
 from pathlib import Path
 
 from gateway.daemon import Daemon
-from gateway.store import Store
+from gateway.store import store_for
 from tests.builders import make_email, pdf_bytes
 from tests.conftest import make_tenant
 from tests.notify.support import Collector, notify_settings
@@ -15,7 +15,7 @@ from tests.notify.support import Collector, notify_settings
 
 async def test_the_daemon_delivers_the_receipt(tmp_path: Path, collector: Collector) -> None:
     settings = notify_settings(tmp_path, collector.port)
-    setup = Store(settings.storage.path, settings.storage.synchronous)
+    setup = store_for(settings.storage)
     await setup.open()
     await make_tenant(setup)
     await setup.close()

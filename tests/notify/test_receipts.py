@@ -8,10 +8,11 @@ from pypdf import PdfReader
 
 from gateway.models import NewFax, NotificationState
 from gateway.store import Store
-from gateway.store.jobs import AttemptOutcome
+from gateway.store.records import AttemptOutcome
 from tests.conftest import Clock, Tenant
 from tests.notify.conftest import MakeNotifier
 from tests.notify.support import Collector, finished_fax, pdf_attachments
+from tests.stores import tx_result
 
 
 async def test_receipt_reaches_the_smarthost_with_the_sent_fax_as_pdf(
@@ -103,8 +104,8 @@ async def test_a_job_that_fails_to_render_gets_a_notice_without_attachment(
         )
     )
     [_] = await store.claim_attaching("render", 60, 1)
-    assert await store.fail_job(fax_id, "report.pdf: encrypted", {"success": False}, "render")
-    assert not await store.fail_job(fax_id, "again", {"success": False})  # final: no 2nd row
+    assert await store.fail_job(fax_id, "report.pdf: encrypted", tx_result(), "render")
+    assert not await store.fail_job(fax_id, "again", tx_result())  # final: no 2nd row
     await make_notifier(collector.port).run_until_idle()
     [message] = collector.to("alice@example.com")
     assert "report.pdf: encrypted" in message["Subject"]
@@ -126,12 +127,12 @@ async def test_retries_notify_nobody_only_the_final_outcome_does(
     [_] = await store.claim_attaching("r", 60, 1)
     assert await store.finish_render(fax_id, "r", b"tiff", b"%PDF", 1)
     [claim] = await store.claim_due("w", 60, 10, 1)
-    retry = AttemptOutcome("retry", "busy", {"success": False, "error_message": "busy"})
+    retry = AttemptOutcome("retry", "busy", tx_result(error="busy"))
     assert await store.finish_attempt(claim, "w", retry, clock.now + 60)
     assert await store.notifications_of_fax(fax_id) == []
     clock.advance(60)
     [claim] = await store.claim_due("w", 60, 10, 1)
-    done = AttemptOutcome("completed", None, {"success": True})
+    done = AttemptOutcome("completed", None, tx_result(True))
     assert await store.finish_attempt(claim, "w", done, None)
     # One row per recipient (addresses compared case-insensitively).
     assert [n.recipient for n in await store.notifications_of_fax(fax_id)] == ["a@example.com"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gateway.models import Direction, NewFax, NotificationEvent, NotificationState
-from gateway.store import Store
+from gateway.store import SqliteStore, Store
+from gateway.store.database import Database
 from gateway.store.notifications import MAX_RECIPIENTS_PER_CHANNEL, recipients_of
 from tests.conftest import Clock, Tenant, make_tenant
 from tests.notify.support import finished_fax
@@ -48,11 +49,15 @@ async def test_a_crash_with_no_attempts_left_notifies_the_failure(
     assert row.event is NotificationEvent.OUTBOUND_FAILED
 
 
+# The next two look inside SqliteStore: its enqueue step runs in the caller's transaction.
+
+
 async def test_enqueue_is_once_per_event_and_only_in_that_state(
-    store: Store, tenant: Tenant
+    sqlite_store: SqliteStore, database: Database
 ) -> None:
-    fax_id = await finished_fax(store, tenant, email_to=["a@example.com"])
-    async with store.db.transaction() as db:
+    store = sqlite_store
+    fax_id = await finished_fax(store, await make_tenant(store), email_to=["a@example.com"])
+    async with database.transaction() as db:
         # A second call (a caller without a state guard) and a wrong event add nothing.
         assert await store._enqueue_notifications(db, fax_id, "outbound_completed") == 0
         assert await store._enqueue_notifications(db, fax_id, "outbound_failed") == 0
@@ -60,7 +65,11 @@ async def test_enqueue_is_once_per_event_and_only_in_that_state(
     assert len(await store.notifications_of_fax(fax_id)) == 1
 
 
-async def test_a_rolled_back_outcome_leaves_no_notification(store: Store, tenant: Tenant) -> None:
+async def test_a_rolled_back_outcome_leaves_no_notification(
+    sqlite_store: SqliteStore, database: Database
+) -> None:
+    store = sqlite_store
+    tenant = await make_tenant(store)
     fax_id = await store.create_fax(
         NewFax(
             account_id=tenant.account_id,
@@ -69,7 +78,7 @@ async def test_a_rolled_back_outcome_leaves_no_notification(store: Store, tenant
         )
     )
     try:
-        async with store.db.transaction() as db:
+        async with database.transaction() as db:
             await db.execute("UPDATE faxes SET status = 'failed' WHERE id = ?", (fax_id,))
             assert await store._enqueue_notifications(db, fax_id, "outbound_failed") == 1
             raise RuntimeError("the outcome's transaction fails after the insert")

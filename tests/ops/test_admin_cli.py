@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.store import Store
+from gateway.store import SqliteStore
+from gateway.store.database import Database
 from tests.conftest import make_tenant
 from tests.daemon_process import write_config
 from tests.engine import pending_job
+from tests.stores import raw
 
 
 @pytest.fixture
@@ -25,16 +27,15 @@ def make_jobs(config: Path) -> tuple[str, list[str]]:
     """An account with three pending jobs (rendered, due); returns the account and job ids."""
 
     async def build() -> tuple[str, list[str]]:
-        store = Store(config.parent / "gateway.sqlite3", "normal")
+        store = SqliteStore(Database(config.parent / "gateway.sqlite3", "normal"))
         await store.open()
         try:
             tenant = await make_tenant(store)
             jobs = [await pending_job(store, tenant, f"+1415555012{n}") for n in range(3)]
-            async with store.db.transaction() as db:
-                await db.execute(
-                    "UPDATE faxes SET status = 'failed', attempts = 3, error = 'busy' WHERE id = ?",
-                    (jobs[0],),
-                )
+            await raw(store).execute(
+                "UPDATE faxes SET status = 'failed', attempts = 3, error = 'busy' WHERE id = ?",
+                (jobs[0],),
+            )
             return tenant.account_id, jobs
         finally:
             await store.close()

@@ -19,6 +19,7 @@ from gateway.metrics import Metrics, metrics_endpoint
 from gateway.models import FaxStatus
 from tests.builders import make_email, pdf_bytes
 from tests.conftest import make_settings, make_tenant
+from tests.stores import raw
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -66,7 +67,7 @@ async def test_metrics_show_a_whole_run(daemon: Daemon):
     await asyncio.to_thread(mail)
 
     async def attempts_done() -> bool:
-        rows = await daemon.store.db.fetchall("SELECT outcome FROM attempts")
+        rows = await raw(daemon.store).fetchall("SELECT outcome FROM attempts")
         return sorted(r[0] for r in rows) == ["completed", "retry"]
 
     await until(attempts_done, "the two attempts")

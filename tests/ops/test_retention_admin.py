@@ -14,22 +14,16 @@ from gateway.models import DocumentKind, FaxStatus, NewFax, SmtpLogEntry, Source
 from gateway.store import Store
 from tests.conftest import Clock, Tenant
 from tests.engine import pending_job
+from tests.stores import count, raw
 
 DAY = 86400.0
 
 
 async def set_status(store: Store, fax_id: str, status: str, **columns: object) -> None:
     sets = ", ".join(f"{k} = ?" for k in ("status", *columns))
-    async with store.db.transaction() as db:
-        await db.execute(
-            f"UPDATE faxes SET {sets} WHERE id = ?", (status, *columns.values(), fax_id)
-        )
-
-
-async def count(store: Store, sql: str, *params: object) -> int:
-    row = await store.db.fetchone(sql, params)
-    assert row is not None
-    return int(row[0])
+    await raw(store).execute(
+        f"UPDATE faxes SET {sets} WHERE id = ?", (status, *columns.values(), fax_id)
+    )
 
 
 async def message(store: Store, tenant: Tenant, numbers: list[str]) -> tuple[str, list[str]]:
@@ -79,7 +73,7 @@ async def test_purge_takes_only_old_finished_faxes(store: Store, tenant: Tenant,
         documents_before=None, faxes_before=store.clock() - 5 * DAY, smtplog_before=None
     )
     assert result.faxes == 3  # old_done, old_failed, shared_done
-    remaining = {r[0] for r in await store.db.fetchall("SELECT id FROM faxes")}
+    remaining = {r[0] for r in await raw(store).fetchall("SELECT id FROM faxes")}
     assert remaining == {old_pending, shared_waiting, new_done}
     # each pending_job has an original, a TIFF and a PDF; the shared text stays (still linked)
     assert result.documents == 6 and result.document_bytes > 0
@@ -102,22 +96,22 @@ async def test_purge_takes_only_old_finished_faxes(store: Store, tenant: Tenant,
 async def test_a_fax_still_being_notified_is_kept(store: Store, tenant: Tenant, clock: Clock):
     fax_id = await pending_job(store, tenant)
     await set_status(store, fax_id, "completed")
-    async with store.db.transaction() as db:
-        await db.execute(
-            "INSERT INTO notifications (fax_id, event, channel, recipient, state, created)"
-            " VALUES (?, 'outbound_completed', 'email', 'a@example.com', 'pending', ?)",
-            (fax_id, store.clock()),
-        )
+    await raw(store).execute(
+        "INSERT INTO notifications (fax_id, event, channel, recipient, state, created)"
+        " VALUES (?, 'outbound_completed', 'email', 'a@example.com', 'pending', ?)",
+        (fax_id, store.clock()),
+    )
     clock.advance(30 * DAY)
     result = await housekeeping.purge(store, RetentionSettings(documents_days=1, faxes_days=1))
     assert result.faxes == 0 and result.faxes_stripped == 0
-    async with store.db.transaction() as db:
-        await db.execute("UPDATE notifications SET state = 'sent'")
+    await raw(store).execute("UPDATE notifications SET state = 'sent'")
     result = await housekeeping.purge(store, RetentionSettings(faxes_days=1))
     assert result.faxes == 1
 
 
-async def test_backup_is_a_checked_self_contained_copy(store: Store, tenant: Tenant, tmp_path):
+async def test_backup_is_a_checked_self_contained_copy(
+    store: Store, tenant: Tenant, tmp_path: Path, sqlite_only: None
+):
     await pending_job(store, tenant)
     target = tmp_path / "backup.sqlite3"
     figures = await store.backup(target)
@@ -150,8 +144,7 @@ async def test_retry_renders_again_or_refuses_without_documents(store: Store, te
     await set_status(store, fax_id, "failed", error="render failed")
     assert (await store.retry_fax(fax_id, 1)).status is FaxStatus.ATTACHING_FILES
     await set_status(store, fax_id, "failed")
-    async with store.db.transaction() as db:
-        await db.execute("DELETE FROM fax_documents WHERE fax_id = ?", (fax_id,))
+    await raw(store).execute("DELETE FROM fax_documents WHERE fax_id = ?", (fax_id,))
     with pytest.raises(ConflictError, match="purged"):
         await store.retry_fax(fax_id, 1)
 

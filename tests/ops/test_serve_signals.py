@@ -19,10 +19,12 @@ import pytest
 
 from gateway import credentials
 from gateway.models import NewFax, SmtpLogEntry
-from gateway.store import Store
+from gateway.store import SqliteStore
+from gateway.store.database import Database
 from tests.builders import make_email, pdf_bytes
 from tests.conftest import free_port
 from tests.daemon_process import NotifySocket, Served, cli, write_config
+from tests.stores import raw
 
 
 @pytest.fixture
@@ -125,7 +127,7 @@ def test_sigterm_lets_a_message_in_data_finish(tmp_path: Path, daemons: list[Ser
 async def _old_history(path: Path, days_ago: float) -> tuple[str, str]:
     """A finished fax and its smtplog row, received ``days_ago`` days ago."""
     when = time.time() - days_ago * 86400
-    store = Store(path, "normal", clock=lambda: when)
+    store = SqliteStore(Database(path, "normal"), lambda: when)
     await store.open()
     try:
         account, _, _ = await store.create_account("old")
@@ -143,8 +145,7 @@ async def _old_history(path: Path, days_ago: float) -> tuple[str, str]:
         await store.accept_message(
             entry, [(fax_id, NewFax(account_id=account.id, to_number="+14155550199"))], []
         )
-        async with store.db.transaction() as db:
-            await db.execute("UPDATE faxes SET status = 'completed' WHERE id = ?", (fax_id,))
+        await raw(store).execute("UPDATE faxes SET status = 'completed' WHERE id = ?", (fax_id,))
     finally:
         await store.close()
     return fax_id, entry.id
