@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from gateway.api import attachments, faxboxes, faxes, kazoo_schema, lists
@@ -38,6 +38,7 @@ from gateway.api.responses import JSON, RequestContext, dumps, envelope
 from gateway.api.schemas import ApiAuthIn
 from gateway.api.uploads import read_json_object
 from gateway.config import Settings
+from gateway.console import create_console
 from gateway.errors import GatewayError
 from gateway.guard import AuthGuard
 from gateway.health import Health, for_store
@@ -179,9 +180,11 @@ def create_app(
         HTTPException: _handle,
         Exception: _handle,
     }
-    routes = _routes(dumps(build_openapi()))
+    routes: list[Route | Mount] = list(_routes(dumps(build_openapi())))
     if metrics_app is not None:
         routes.append(Route("/metrics", metrics_app, methods=["GET", "HEAD"]))
+    health = health or for_store(store)
+    routes.append(Mount("/console", create_console(api, health)))
     app = Starlette(
         routes=routes,
         middleware=[
@@ -198,5 +201,5 @@ def create_app(
         exception_handlers=handlers,
     )
     app.state.api = api
-    app.state.health = health or for_store(store)
+    app.state.health = health
     return app

@@ -1,0 +1,6 @@
+"""The browser console under ``/console/``: server-rendered pages over the API's own store
+calls and credential checks (see docs/console.md)."""
+
+from gateway.console.app import create_console
+
+__all__ = ["create_console"]
