@@ -244,15 +244,19 @@ def build_chain(configured: Sequence[str], system: Sequence[FontFace]) -> FontCh
     with a warning (a configured path that is wrong must not stop the gateway drawing Latin)."""
     faces = [FontFace(BUNDLED)]
     coverage = [read_cmap(bundled_font_bytes())]
-    for face in [*(_configured_face(path) for path in configured), *system]:
+    wanted = [(_configured_face(path), True) for path in configured]
+    for face, is_configured in [*wanted, *((face, False) for face in system)]:
         if face in faces:
             continue
         try:
-            coverage.append(read_cmap(face.path, face.index))
+            points = read_cmap(face.path, face.index)
         except FontFileError as exc:
             log.warning("fonts: skipping %s: %s", face.describe(), exc)
             continue
+        if not is_configured and points <= frozenset().union(*coverage):
+            continue  # a system copy of a font already in the chain
         faces.append(face)
+        coverage.append(points)
     return FontChain(tuple(faces), tuple(coverage))
 
 
