@@ -27,6 +27,7 @@ from gateway.documents.inspect import (
     sniff,
     text_document,
 )
+from gateway.documents.office import OfficeConverter, office_format
 from gateway.errors import (
     DocumentError,
     MessageError,
@@ -80,6 +81,7 @@ class IntakeOptions:
     # [smtp] min_inline_image_px in existing configs and the SMTP handler keep working.
     min_inline_image_px: int = 300
     limits: InspectLimits = field(default_factory=InspectLimits)
+    office: OfficeConverter | None = None  # None: office documents are refused by name
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,11 @@ class _Walker:
             return
         kind = sniff(data)
         if kind is None:
-            self._not_a_fax_type(data, ctype, filename)
+            fmt = office_format(data)
+            if fmt is not None:
+                self._office(data, fmt, ctype, filename)
+            else:
+                self._not_a_fax_type(data, ctype, filename)
             return
         name = filename or self._name(kind)
         if kind in _IMAGE_KINDS and self.shown.includes(part):
@@ -295,6 +301,21 @@ class _Walker:
             return
         parts.append(PartInfo(ctype, filename, "rejected"))  # until it passes inspection
         doc = inspect_binary(data, name, self.options.limits)
+        parts[-1] = PartInfo(ctype, filename, "document", doc.pages)
+        self.parsed.documents.append(doc)
+        self._check_pages(name)
+
+    def _office(self, data: bytes, fmt: str, ctype: str, filename: str | None) -> None:
+        parts = self.parsed.parts
+        name = filename or f"part-{self.count}.{fmt}"
+        parts.append(PartInfo(ctype, filename, "rejected"))  # until it is converted
+        if self.options.office is None:
+            raise UnsupportedDocumentError(
+                f"{name}: office documents need LibreOffice on this gateway"
+            )
+        pdf = self.options.office.to_pdf(data, fmt, name)
+        # The PDF is what is stored and faxed; the sender's name stays, for the smtplog.
+        doc = inspect_binary(pdf, name, self.options.limits)
         parts[-1] = PartInfo(ctype, filename, "document", doc.pages)
         self.parsed.documents.append(doc)
         self._check_pages(name)

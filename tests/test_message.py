@@ -21,9 +21,7 @@ from gateway.errors import (
 from gateway.message import IntakeOptions, read_message
 from gateway.models import DocumentKind
 from tests.builders import (
-    DOCX,
     corrupt_pdf_bytes,
-    docx_bytes,
     encrypted_pdf_bytes,
     forwarded_email,
     image_bytes,
@@ -180,19 +178,25 @@ def test_text_attachment_is_a_document() -> None:
 def test_only_unsupported_documents() -> None:
     message = make_email(
         body="please fax the attachments",
-        attachments=[(docx_bytes(), DOCX, "letter.docx"), (b"PK\x03\x04", "application/zip", None)],
+        attachments=[
+            (b"PK\x03\x04", "application/zip", "photos.zip"),
+            (b"\x00\x01", "application/x-thing", None),
+        ],
     )
     with pytest.raises(UnsupportedDocumentError) as refused:
         read_message(message.as_bytes(), OPTIONS)
     assert str(refused.value) == (
-        f"unsupported document type: letter.docx ({DOCX}), application/zip"
+        "unsupported document type: photos.zip (application/zip), application/x-thing"
     )
     assert [p["outcome"] for p in refused.value.parts] == ["unsupported", "unsupported"]
 
 
 def test_supported_beside_unsupported_is_faxed() -> None:
     message = make_email(
-        attachments=[(docx_bytes(), DOCX, "letter.docx"), (pdf_bytes(), "application/pdf", "a.pdf")]
+        attachments=[
+            (b"PK\x03\x04", "application/zip", "photos.zip"),
+            (pdf_bytes(), "application/pdf", "a.pdf"),
+        ]
     )
     parsed = read_message(message.as_bytes(), OPTIONS)
     assert [d.filename for d in parsed.documents] == ["a.pdf"]

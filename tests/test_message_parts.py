@@ -7,10 +7,12 @@ from email.message import EmailMessage
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from pathlib import Path
 
 import pytest
 
-from gateway.errors import UnsupportedDocumentError
+from gateway.documents.office_process import LibreOfficeConverter, find_soffice
+from gateway.errors import ConversionError, UnsupportedDocumentError
 from gateway.message import IntakeOptions, ParsedMessage, read_message
 from gateway.models import DocumentKind
 from tests.builders import (
@@ -21,6 +23,7 @@ from tests.builders import (
     pdf_bytes,
     with_inline_image,
 )
+from tests.documents.officegen import PAGE_BREAK, docx, rtf
 
 OPTIONS = IntakeOptions()
 STAMP = image_bytes("PNG", (50, 50))
@@ -190,3 +193,40 @@ def test_attached_message_parts_are_walked_and_its_images_follow_its_html() -> N
     parsed = parse(outer)
     assert [d.kind for d in parsed.documents] == [DocumentKind.PDF]
     assert "skipped" in [p.outcome for p in parsed.parts]
+
+
+SOFFICE = find_soffice("auto")
+
+
+def office_email(data: bytes, filename: str = "letter.docx") -> EmailMessage:
+    return make_email(attachments=[(data, "application/octet-stream", filename)])
+
+
+def test_office_document_without_libreoffice_is_refused_by_name() -> None:
+    with pytest.raises(UnsupportedDocumentError) as refused:
+        parse(office_email(docx(["Invoice"])))
+    assert str(refused.value) == "letter.docx: office documents need LibreOffice on this gateway"
+    assert [p["outcome"] for p in refused.value.parts] == ["rejected"]
+
+
+@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice not installed")
+def test_office_document_becomes_its_pdf_under_the_senders_name() -> None:
+    assert SOFFICE is not None
+    options = IntakeOptions(office=LibreOfficeConverter(SOFFICE, slots=1))
+    message = office_email(docx(["Invoice", PAGE_BREAK, "Terms"]))
+    parsed = read_message(message.as_bytes(), options)
+    [doc] = parsed.documents
+    assert (doc.kind, doc.filename, doc.pages) == (DocumentKind.PDF, "letter.docx", 2)
+    assert doc.data.startswith(b"%PDF-")
+    assert outcomes(parsed) == [("letter.docx", "document", None)]
+
+
+def test_office_document_libreoffice_cannot_convert_is_refused(tmp_path: Path) -> None:
+    made_nothing = tmp_path / "soffice"
+    made_nothing.write_text("#!/bin/sh\nexit 0\n")
+    made_nothing.chmod(0o755)
+    options = IntakeOptions(office=LibreOfficeConverter(str(made_nothing), slots=1))
+    with pytest.raises(ConversionError) as refused:
+        read_message(office_email(rtf(["x"]), "notes.rtf").as_bytes(), options)
+    assert refused.value.part == "notes.rtf"
+    assert [p["outcome"] for p in refused.value.parts] == ["rejected"]

@@ -14,10 +14,10 @@ from tests.builders import (
     corrupt_pdf_bytes,
     docx_bytes,
     encrypted_pdf_bytes,
+    html_with_images,
     image_bytes,
     make_email,
     pdf_bytes,
-    with_inline_image,
 )
 from tests.conftest import SmtpHarness, StartServer, Tenant, TlsFiles, make_tenant
 from tests.malformed import (
@@ -351,7 +351,9 @@ async def test_no_fax_document(smtp: SmtpHarness, tenant: Tenant) -> None:
 
 
 async def test_only_a_logo_is_no_fax_document(smtp: SmtpHarness, tenant: Tenant) -> None:
-    message = with_inline_image(make_email(body=None), image_bytes("PNG", (120, 40)))
+    # The HTML shows the image (cid:) and has no text: nothing to fax.
+    html = '<img src="cid:logo@x">'
+    message = html_with_images(html, [(image_bytes("PNG", (120, 40)), "<logo@x>", None)])
     out = await smtp.transact(message)
     assert out.data == (554, "5.6.0 no fax document in message")
 
