@@ -180,6 +180,28 @@ async def test_find_recent_fax(store: Store, tenant: Tenant, clock: Clock) -> No
     assert await store.find_recent_fax("<other@x>", *args[1:], 0) is None
     assert await store.find_recent_fax(args[0], args[1], "+14155550101", args[3], 0) is None
     assert await store.find_recent_fax(*args[:3], "digest-2", 0) is None  # another message
+    assert await store.find_recent_fax(args[0], None, *args[2:], 0) is None  # another faxbox
+
+
+async def test_find_recent_fax_without_a_faxbox(store: Store, tenant: Tenant) -> None:
+    """A job made with no faxbox (the faxbox was deleted since) is found by "no faxbox"."""
+    fax_id = credentials.new_id()
+    fax = NewFax(account_id=tenant.account_id, to_number="+14155550100", message_id="<m@x>")
+    await store.accept_message(entry(), [(fax_id, fax)], docs(), "digest-1")
+    assert await store.find_recent_fax("<m@x>", None, "+14155550100", "digest-1", 0) == fax_id
+    assert (
+        await store.find_recent_fax("<m@x>", tenant.faxbox.id, "+14155550100", "digest-1", 0)
+        is None
+    )
+
+
+async def test_smtp_address_taken_except_by_the_faxbox_itself(store: Store, tenant: Tenant) -> None:
+    box = tenant.faxbox
+    for address in (box.smtp_email_address, "FAX.test"):
+        assert await store.smtp_address_taken(address)
+        assert not await store.smtp_address_taken(address, except_faxbox_id=box.id)
+        assert await store.smtp_address_taken(address, except_faxbox_id="another-faxbox")
+    assert not await store.smtp_address_taken("free.test")
 
 
 async def test_smtplog_listing(store: Store, tenant: Tenant, clock: Clock) -> None:

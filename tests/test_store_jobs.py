@@ -274,3 +274,16 @@ async def test_inbound_receptions_do_not_count_as_outbound_transmissions(
     await store.begin_inbound(local.faxbox, "+14155550199", "ACME", "w1", LEASE)
     await pending_job(store, local, "+14155550777")  # to the number being received on
     assert len(await store.claim_due("w1", LEASE, 1, 10)) == 1
+
+
+async def test_a_claim_without_its_attempt_id_ends_the_attempt_by_its_number(
+    store: Store, tenant: Tenant
+) -> None:
+    """A Claim made before attempt ids were kept (a worker of the previous version)."""
+    fax_id = await pending_job(store, tenant)
+    claimed = await claim_one(store)
+    assert claimed.attempt_id is not None
+    legacy = Claim(claimed.fax, claimed.attempt)
+    assert await store.finish_attempt(legacy, "w1", outcome("completed", True), None)
+    log = await store.fax_attempts(fax_id)
+    assert [(a["attempt"], a["outcome"]) for a in log] == [(1, "completed")]

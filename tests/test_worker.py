@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.inbound import FaxboxInbound
 from gateway.models import FaxStatus
 from gateway.store import Store
-from gateway.store.jobs import AttemptOutcome
+from gateway.store.records import AttemptOutcome
 from gateway.transports.base import FaxTransport
 from gateway.transports.loopback import LoopbackTransport
 from gateway.worker import Worker
