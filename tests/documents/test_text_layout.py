@@ -93,3 +93,9 @@ def test_a_latin_line_with_a_hebrew_word_stays_left_to_right() -> None:
 def test_chinese_is_drawn_on_the_grid_two_cells_per_character() -> None:
     latin, chinese = (ink_columns(next(text_pages(t, GEOMETRY))) for t in ("x" * 40, "中" * 20))
     assert abs(chinese[1] - latin[1]) < 20  # 20 wide characters end where 40 narrow ones do
+
+
+def test_a_text_past_the_exact_budget_is_estimated_in_proportion() -> None:
+    page = ("x" * 90 + "\n") * 60
+    # Never below the real count (so the page limit still holds), and within 1 %.
+    assert 500 <= text_document(page * 500, "big.txt").pages <= 505
