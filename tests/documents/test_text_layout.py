@@ -97,5 +97,5 @@ def test_chinese_is_drawn_on_the_grid_two_cells_per_character() -> None:
 
 def test_a_text_past_the_exact_budget_is_estimated_in_proportion() -> None:
     page = ("x" * 90 + "\n") * 60
-    # Never below the real count (so the page limit still holds), and within 1 %.
+    # A uniform text: at least the real count (so the page limit holds), and within 1 %.
     assert 500 <= text_document(page * 500, "big.txt").pages <= 505
