@@ -37,6 +37,7 @@ from gateway.api.app import create_app
 from gateway.api.server import serve_http
 from gateway.bootstrap import ensure_demo
 from gateway.config import Settings
+from gateway.documents.office_process import office_converter
 from gateway.fetch import fetch_document
 from gateway.health import Health, for_store, loop_alive, render_pool
 from gateway.inbound import FaxboxInbound
@@ -72,6 +73,9 @@ class Daemon:
         self.store = store_for(s.storage)
         # Before anything opens: a broken template or CA file stops the start with a ConfigError.
         self.notifier = Notifier(self.store, s.notifications)
+        # Also before: [office] enabled = true without LibreOffice is a ConfigError. Probing
+        # for network namespaces runs a process: not on the loop.
+        office = await asyncio.to_thread(office_converter, s.office, s.render.workers)
         await self.store.open()
         demo = await ensure_demo(self.store, s)
         self.pool = MeteredRenderPool(
@@ -121,6 +125,7 @@ class Daemon:
                 s.smtp,
                 on_accepted=self.render.wake.set,
                 on_transaction=self.metrics.smtp_transaction,
+                office=office,
             ),
             s.smtp,
         )

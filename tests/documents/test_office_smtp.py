@@ -1,0 +1,140 @@
+"""Office attachments over SMTP, end to end: converted during the transaction (the page count is
+known before 250, the PDF is what is stored), refused with a clear reply when LibreOffice
+hangs, is busy or is missing, and the server keeps taking mail afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from officegen import PAGE_BREAK, docx, rtf
+
+from gateway.config import Settings
+from gateway.documents.office import OfficeConverter
+from gateway.documents.office_process import LibreOfficeConverter, OfficeLimits, find_soffice
+from gateway.models import DocumentKind
+from gateway.smtp.handler import IntakeHandler
+from gateway.smtp.server import SmtpServer
+from gateway.store import Store
+from tests.conftest import Clock, Outcome, SmtpHarness, Tenant, transact
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+StartOffice = Callable[[OfficeConverter | None], Awaitable[SmtpHarness]]
+
+
+@pytest.fixture
+async def start_office(
+    store: Store, settings: Settings, clock: Clock
+) -> AsyncIterator[StartOffice]:
+    started: list[SmtpHarness] = []
+
+    async def start(office: OfficeConverter | None) -> SmtpHarness:
+        handler = IntakeHandler(store, settings.smtp, clock=clock, office=office)
+        server = SmtpServer(handler, settings.smtp)
+        harness = SmtpHarness(await server.start(), server, store)
+        started.append(harness)
+        return harness
+
+    yield start
+    for harness in started:
+        await harness.server.close()
+
+
+def message_with(data: bytes, filename: str, ctype: str = DOCX) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "alice@example.com"
+    message["To"] = "+14155550100@fax.test"
+    message["Subject"] = "the contract"
+    maintype, subtype = ctype.split("/")
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return message
+
+
+def stand_in(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "soffice-stand-in"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.skipif(find_soffice("auto") is None, reason="LibreOffice not installed")
+async def test_docx_is_converted_during_the_transaction(
+    start_office: StartOffice, tenant: Tenant
+) -> None:
+    smtp = await start_office(LibreOfficeConverter(find_soffice("auto") or "", slots=1))
+    document = docx(["Quarterly invoice", PAGE_BREAK, "Shipping manifest"])
+    outcome = await smtp.transact(message_with(document, "invoice.docx"))
+    assert outcome.final[0] == 250, outcome
+    [fax_id] = outcome.fax_ids
+    [stored] = await smtp.store.fax_documents(fax_id)
+    assert stored.kind is DocumentKind.PDF
+    assert stored.pages == 2
+    assert stored.data.startswith(b"%PDF")
+    [entry] = await smtp.smtplog()
+    assert entry.reply_code == 250
+
+
+async def test_no_libreoffice_is_refused_by_name(start_office: StartOffice, tenant: Tenant) -> None:
+    smtp = await start_office(None)
+    outcome = await smtp.transact(message_with(docx(["Hello"]), "letter.docx"))
+    assert outcome.final[0] == 554
+    assert outcome.final[1].startswith("5.6.1 ")
+    assert "office documents need LibreOffice on this gateway" in outcome.final[1]
+
+
+async def test_a_hanging_conversion_is_refused_and_the_server_goes_on(
+    start_office: StartOffice, tenant: Tenant, tmp_path: Path
+) -> None:
+    converter = LibreOfficeConverter(
+        stand_in(tmp_path, "sleep 1000; true"), 1, OfficeLimits(timeout_s=0.5)
+    )
+    smtp = await start_office(converter)
+    outcome = await smtp.transact(message_with(rtf(["x"]), "hang.rtf", "application/rtf"))
+    assert outcome.final == (554, "5.6.5 hang.rtf: LibreOffice timed out after 0.5 s")
+    # The same server takes the next message (a plain text body) as before.
+    plain = EmailMessage()
+    plain["From"] = "alice@example.com"
+    plain["To"] = "+14155550100@fax.test"
+    plain["Subject"] = "after the hang"
+    plain.set_content("Still here.")
+    assert (await smtp.transact(plain)).final[0] == 250
+
+
+async def test_every_slot_busy_is_a_temporary_refusal(
+    start_office: StartOffice, tenant: Tenant, tmp_path: Path
+) -> None:
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    script = stand_in(
+        tmp_path,
+        'OUT=""; prev=""; for a in "$@"; do [ "$prev" = "--outdir" ] && OUT="$a"; prev="$a"; done\n'
+        f'touch "{started}"; while [ ! -e "{gate}" ]; do sleep 0.05; done; exit 3',
+    )
+    smtp = await start_office(LibreOfficeConverter(script, 1, OfficeLimits(slot_wait_s=0.2)))
+    first = asyncio.ensure_future(
+        asyncio.to_thread(
+            lambda: _transact(smtp, message_with(rtf(["a"]), "a.rtf", "application/rtf"))
+        )
+    )
+    try:
+        while not started.exists():
+            await asyncio.sleep(0.01)
+        # Not smtp.transact: it waits for every connection to end, the held one too.
+        second = await asyncio.to_thread(
+            _transact, smtp, message_with(rtf(["b"]), "b.rtf", "application/rtf")
+        )
+    finally:
+        gate.touch()
+    assert second.final[0] == 451
+    assert second.final[1].startswith("4.3.2 ")
+    assert "slot" in second.final[1]
+    held = await first
+    assert held.final[0] == 554  # the stand-in failed it once let go: exit status 3
+
+
+def _transact(smtp: SmtpHarness, message: EmailMessage) -> Outcome:
+    with smtp.client() as client:
+        return transact(client, data=message)
