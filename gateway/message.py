@@ -28,6 +28,7 @@ from gateway.documents.inspect import (
     text_document,
 )
 from gateway.documents.office import OfficeConverter, office_format
+from gateway.documents.tnef import TnefLimits, is_tnef, read_attachments
 from gateway.errors import (
     DocumentError,
     MessageError,
@@ -68,9 +69,9 @@ _EXTENSIONS = {
     DocumentKind.TEXT: "txt",
 }
 MAX_NESTING = 20
-# Outlook's "Rich Text" wrapper (MS-OXTNEF): its attachments are inside, unread by us.
+# Outlook's "Rich Text" wrapper (MS-OXTNEF): gateway.documents.tnef unpacks its attachments.
 TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
-TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
+_NO_RTF = "send it again with Outlook's Rich Text format turned off (HTML or plain text)"
 REFERENCED = "referenced by the HTML"
 
 
@@ -286,16 +287,23 @@ class _Walker:
                 raise DocumentError(filename or ctype, "empty document")
             parts.append(PartInfo(ctype, filename, "ignored", None, "empty"))
             return
+        if ctype in TNEF_TYPES or is_tnef(data) or _is_winmail(filename):
+            self._tnef(data, ctype, filename)
+            return
+        self._binary(data, ctype, filename, self.shown.includes(part))
+
+    def _binary(self, data: bytes, ctype: str, filename: str | None, shown: bool) -> None:
+        parts = self.parsed.parts
         kind = sniff(data)
         if kind is None:
             fmt = office_format(data)
             if fmt is not None:
                 self._office(data, fmt, ctype, filename)
             else:
-                self._not_a_fax_type(data, ctype, filename)
+                self._not_a_fax_type(ctype, filename)
             return
         name = filename or self._name(kind)
-        if kind in _IMAGE_KINDS and self.shown.includes(part):
+        if kind in _IMAGE_KINDS and shown:
             self.parsed.skipped.append(name)
             parts.append(PartInfo(ctype, filename, "skipped", None, REFERENCED))
             return
@@ -304,6 +312,30 @@ class _Walker:
         parts[-1] = PartInfo(ctype, filename, "document", doc.pages)
         self.parsed.documents.append(doc)
         self._check_pages(name)
+
+    def _tnef(self, data: bytes, ctype: str, filename: str | None) -> None:
+        """Outlook's Rich Text wrapper: its attachments are parts like any other (a TNEF
+        inside one is not unpacked again)."""
+        name = filename or "winmail.dat"
+        self.parsed.parts.append(PartInfo(ctype, filename, "rejected"))
+        if not is_tnef(data):
+            raise UnsupportedDocumentError(f"{name}: labelled TNEF but is not one; {_NO_RTF}")
+        try:
+            attachments = read_attachments(data, name, TnefLimits())
+        except DocumentError as exc:
+            raise DocumentError(name, f"{exc.reason}; {_NO_RTF}") from exc
+        self.parsed.parts[-1] = PartInfo(
+            ctype, filename, "ignored", None, f"Outlook Rich Text, {len(attachments)} attached"
+        )
+        for attachment in attachments:
+            self.count += 1
+            title = _safe_filename(attachment.title)
+            if not attachment.data:  # an embedded message or OLE object: no file to fax
+                self._not_a_fax_type("application/ms-tnef-attachment", title)
+            elif is_tnef(attachment.data):
+                self._not_a_fax_type("application/ms-tnef", title)
+            else:
+                self._binary(attachment.data, "application/octet-stream", title, shown=False)
 
     def _office(self, data: bytes, fmt: str, ctype: str, filename: str | None) -> None:
         parts = self.parsed.parts
@@ -320,15 +352,8 @@ class _Walker:
         self.parsed.documents.append(doc)
         self._check_pages(name)
 
-    def _not_a_fax_type(self, data: bytes, ctype: str, filename: str | None) -> None:
+    def _not_a_fax_type(self, ctype: str, filename: str | None) -> None:
         parts = self.parsed.parts
-        if ctype in TNEF_TYPES or data.startswith(TNEF_SIGNATURE) or _is_winmail(filename):
-            parts.append(PartInfo(ctype, filename, "rejected"))
-            raise UnsupportedDocumentError(
-                f"{filename or 'winmail.dat'}: an Outlook Rich Text (TNEF) attachment; "
-                "send the documents again with Outlook's Rich Text format turned off "
-                "(HTML or plain text)"
-            )
         if ctype in FAX_TYPES:
             raise DocumentError(filename or ctype, f"labelled {ctype} but is not one")
         if ctype in IGNORED_TYPES or ctype.startswith(("text/", "multipart/")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import zipfile
 from collections.abc import Sequence
 from email.message import EmailMessage
@@ -228,3 +229,27 @@ def html_with_images(
     msg.make_mixed()
     msg.attach(related)
     return msg
+
+
+def tnef_bytes(attachments: list[tuple[str | None, bytes | None]]) -> bytes:
+    """A TNEF stream (winmail.dat) as Outlook writes it (MS-OXTNEF): message attributes
+    (version, code page, class, a rich-text body), then per attachment attAttachRendData,
+    attAttachTitle (when given) and attAttachData (when given), each with its checksum."""
+
+    def attribute(level: int, attr_id: int, data: bytes) -> bytes:
+        checksum = sum(data) & 0xFFFF
+        return struct.pack("<BII", level, attr_id, len(data)) + data + struct.pack("<H", checksum)
+
+    out = b"\x78\x9f\x3e\x22" + struct.pack("<H", 0x0100)
+    out += attribute(1, 0x00089006, struct.pack("<I", 0x00010000))  # attTnefVersion
+    out += attribute(1, 0x00069007, struct.pack("<II", 1252, 0))  # attOemCodepage
+    out += attribute(1, 0x00078008, b"IPM.Microsoft Mail.Note\0")  # attMessageClass
+    out += attribute(1, 0x00069003, b"\x01\x00\x00\x00" + b"\x00" * 60)  # attMsgProps
+    for title, data in attachments:
+        out += attribute(2, 0x00069002, b"\x01\x00" + b"\xff" * 12)  # attAttachRendData
+        if title is not None:
+            out += attribute(2, 0x00018010, title.encode("cp1252") + b"\0")
+        if data is not None:
+            out += attribute(2, 0x0006800F, data)
+        out += attribute(2, 0x00069005, b"\x00\x00\x00\x00")  # attAttachment (no props)
+    return out

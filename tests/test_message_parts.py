@@ -1,5 +1,5 @@
 """Which parts of a message become pages (gateway.message): every faxable leaf, in order,
-except images the message's own HTML shows; signatures never; TNEF refused by name."""
+except images the message's own HTML shows; signatures never; TNEF (winmail.dat) unpacked."""
 
 from __future__ import annotations
 
@@ -12,21 +12,24 @@ from pathlib import Path
 import pytest
 
 from gateway.documents.office_process import LibreOfficeConverter, find_soffice
-from gateway.errors import ConversionError, UnsupportedDocumentError
+from gateway.errors import ConversionError, DocumentError, UnsupportedDocumentError
 from gateway.message import IntakeOptions, ParsedMessage, read_message
 from gateway.models import DocumentKind
 from tests.builders import (
     apple_mail_email,
+    encrypted_pdf_bytes,
     html_with_images,
     image_bytes,
     make_email,
     pdf_bytes,
+    tnef_bytes,
     with_inline_image,
 )
 from tests.documents.officegen import PAGE_BREAK, docx, rtf
 
 OPTIONS = IntakeOptions()
 STAMP = image_bytes("PNG", (50, 50))
+TNEF_TYPE = "application/ms-tnef"
 
 
 def parse(message: EmailMessage | MIMEMultipart | bytes) -> ParsedMessage:
@@ -165,9 +168,6 @@ def test_signed_text_body_is_the_body() -> None:
     assert [d.data for d in parsed.documents] == [b"signed words"]
 
 
-TNEF = b"\x78\x9f\x3e\x22\x01\x00\x01\x06\x90\x08\x00\x04\x00\x00\x00\x00\x00\x01\x00"
-
-
 @pytest.mark.parametrize(
     ("ctype", "filename"),
     [
@@ -177,12 +177,69 @@ TNEF = b"\x78\x9f\x3e\x22\x01\x00\x01\x06\x90\x08\x00\x04\x00\x00\x00\x00\x00\x0
         ("application/octet-stream", "attachment.bin"),  # known by its signature
     ],
 )
-def test_tnef_is_refused_by_name_with_the_fix(ctype: str, filename: str | None) -> None:
-    message = make_email(attachments=[(TNEF, ctype, filename)])
-    with pytest.raises(UnsupportedDocumentError) as refused:
+def test_tnef_attachments_are_parts_like_any_other(ctype: str, filename: str | None) -> None:
+    tnef = tnef_bytes([("report.pdf", pdf_bytes(2)), ("STAMP.PNG", STAMP)])
+    parsed = parse(make_email(attachments=[(tnef, ctype, filename)]))
+    assert [(d.kind, d.filename, d.pages) for d in parsed.documents] == [
+        (DocumentKind.PDF, "report.pdf", 2),
+        (DocumentKind.PNG, "STAMP.PNG", 1),
+    ]
+    assert outcomes(parsed) == [
+        (filename, "ignored", "Outlook Rich Text, 2 attached"),
+        ("report.pdf", "document", None),
+        ("STAMP.PNG", "document", None),
+    ]
+
+
+def test_tnef_without_attachments_leaves_the_body() -> None:
+    tnef = tnef_bytes([])
+    parsed = parse(make_email(body="rich mail", attachments=[(tnef, TNEF_TYPE, "winmail.dat")]))
+    assert [d.filename for d in parsed.documents] == ["body.txt"]
+
+
+def test_tnef_attachment_without_bytes_is_unsupported() -> None:
+    tnef = tnef_bytes([("Embedded message", None)])
+    message = make_email(attachments=[(tnef, TNEF_TYPE, "winmail.dat")])
+    with pytest.raises(UnsupportedDocumentError, match=r"Embedded message \("):
         parse(message)
-    assert "TNEF" in str(refused.value) and "Rich Text" in str(refused.value)
+
+
+def test_tnef_inside_tnef_is_not_unpacked() -> None:
+    inner = tnef_bytes([("a.pdf", pdf_bytes())])
+    tnef = tnef_bytes([("winmail.dat", inner)])
+    with pytest.raises(UnsupportedDocumentError, match=r"winmail\.dat \(application/ms-tnef"):
+        parse(make_email(attachments=[(tnef, TNEF_TYPE, "winmail.dat")]))
+
+
+def test_tnef_attachment_is_checked_like_any_other() -> None:
+    tnef = tnef_bytes([("locked.pdf", encrypted_pdf_bytes())])
+    with pytest.raises(DocumentError, match=r"locked\.pdf: encrypted PDF"):
+        parse(make_email(attachments=[(tnef, TNEF_TYPE, "winmail.dat")]))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (tnef_bytes([("a.pdf", pdf_bytes())])[:-40], "runs past the end"),
+        (tnef_bytes([])[:9], "ends inside an attribute header"),
+        (b"\x78\x9f\x3e\x22\x01\x00\x07" + b"\x00" * 10, "unknown level 7"),
+    ],
+)
+def test_broken_tnef_is_refused_with_the_fix(data: bytes, reason: str) -> None:
+    message = make_email(attachments=[(data, TNEF_TYPE, "winmail.dat")])
+    with pytest.raises(DocumentError) as refused:
+        parse(message)
+    assert refused.value.part == "winmail.dat"
+    assert reason in refused.value.reason and "Rich Text format turned off" in refused.value.reason
     assert [p["outcome"] for p in refused.value.parts] == ["rejected"]
+
+
+def test_winmail_dat_that_is_not_tnef_is_refused_by_name() -> None:
+    message = make_email(attachments=[(b"MZ\x90\x00", "application/octet-stream", "winmail.dat")])
+    with pytest.raises(
+        UnsupportedDocumentError, match=r"winmail\.dat: labelled TNEF but is not one"
+    ):
+        parse(message)
 
 
 def test_attached_message_parts_are_walked_and_its_images_follow_its_html() -> None:
