@@ -38,7 +38,8 @@ from gateway.api.responses import JSON, RequestContext, dumps, envelope
 from gateway.api.schemas import ApiAuthIn
 from gateway.api.uploads import read_json_object
 from gateway.config import Settings
-from gateway.console import create_console
+from gateway.console import console_home, create_console
+from gateway.documents.office import OfficeConverter
 from gateway.errors import GatewayError
 from gateway.guard import AuthGuard
 from gateway.health import Health, for_store
@@ -159,16 +160,19 @@ def create_app(
     on_created: Callable[[], None] | None = None,
     metrics_app: ASGIApp | None = None,
     health: Health | None = None,
+    office: OfficeConverter | None = None,
 ) -> Starlette:
     """The API over an open ``store``; ``on_created()`` is called after each new job commits
     (the daemon passes the render stage's wake-up); ``metrics_app`` serves ``GET /metrics``;
-    ``health`` answers ``GET /healthz`` (by default, the store's checks alone)."""
+    ``health`` answers ``GET /healthz`` (by default, the store's checks alone); ``office``
+    converts uploaded office documents (None: they are refused)."""
     api = Api(
         store=store,
         settings=settings,
         clock=clock,
         cursors=CursorSigner(settings.http.cursor_secret),
         on_created=on_created or (lambda: None),
+        office=office,
         guard=AuthGuard(
             settings.http.auth_failure_limit, settings.http.auth_failure_window_s, clock=clock
         ),
@@ -184,6 +188,8 @@ def create_app(
     if metrics_app is not None:
         routes.append(Route("/metrics", metrics_app, methods=["GET", "HEAD"]))
     health = health or for_store(store)
+    # RequestContext trims "/console/" to "/console", which the mount alone would bounce back.
+    routes.append(Route("/console", console_home))
     routes.append(Mount("/console", create_console(api, health)))
     app = Starlette(
         routes=routes,

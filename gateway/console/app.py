@@ -56,7 +56,8 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-async def _home(request: Request) -> Response:
+async def console_home(request: Request) -> Response:
+    """``/console/``: the outbox (which sends a browser without a session to sign in)."""
     return redirect("/folders/outbox")
 
 
@@ -76,7 +77,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def create_console(api: Api, health: Health, sessions: Sessions | None = None) -> Starlette:
     """The console over the API's open collaborators (store, settings, guard, cursors)."""
     routes = [
-        Route("/", _home),
+        Route("/", console_home),
         Route("/signin", signin.show_signin, methods=["GET"]),
         Route("/signin", signin.sign_in, methods=["POST"]),
         Route("/signout", signin.sign_out, methods=["POST"]),

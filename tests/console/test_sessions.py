@@ -101,3 +101,12 @@ async def test_every_page_carries_the_security_headers(
         assert "default-src 'self'" in answer.headers["content-security-policy"]
         assert answer.headers["x-frame-options"] == "DENY"
         assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_the_console_address_with_or_without_its_slash_leads_to_sign_in(
+    browser: httpx.AsyncClient,
+) -> None:
+    for path in ("/console/", "/console"):
+        answer = await browser.get(path, follow_redirects=True)
+        assert answer.status_code == 200
+        assert answer.url.path == "/console/signin"
