@@ -231,25 +231,50 @@ def html_with_images(
     return msg
 
 
-def tnef_bytes(attachments: list[tuple[str | None, bytes | None]]) -> bytes:
+def tnef_bytes(
+    attachments: list[tuple[str | None, bytes | None]],
+    long_names: Sequence[str | None] = (),
+    unicode: bool = False,
+) -> bytes:
     """A TNEF stream (winmail.dat) as Outlook writes it (MS-OXTNEF): message attributes
-    (version, code page, class, a rich-text body), then per attachment attAttachRendData,
-    attAttachTitle (when given) and attAttachData (when given), each with its checksum."""
+    (version, code page, class, properties), then per attachment attAttachRendData,
+    attAttachTitle (when given), attAttachData (when given) and attAttachment with
+    PR_ATTACH_METHOD, a named property and PR_ATTACH_LONG_FILENAME (``long_names[n]``, as
+    PtypString8 or with ``unicode`` PtypString), each attribute with its checksum."""
 
     def attribute(level: int, attr_id: int, data: bytes) -> bytes:
         checksum = sum(data) & 0xFFFF
         return struct.pack("<BII", level, attr_id, len(data)) + data + struct.pack("<H", checksum)
+
+    def counted(value: bytes) -> bytes:
+        return struct.pack("<I", len(value)) + value + b"\0" * (-len(value) % 4)
+
+    def properties(long_name: str | None) -> bytes:
+        props = [struct.pack("<HHI", 0x0003, 0x3705, 1)]  # PR_ATTACH_METHOD = by value
+        name = "X-Flag".encode("utf-16-le") + b"\0\0"
+        props.append(  # a named boolean (MNID_STRING), padded to 4
+            struct.pack("<HH", 0x000B, 0x8001) + b"\x11" * 16 + struct.pack("<I", 1)
+            + counted(name) + struct.pack("<HH", 1, 0)
+        )  # fmt: skip
+        if long_name is not None:
+            kind = 0x001F if unicode else 0x001E
+            text = (
+                long_name.encode("utf-16-le") + b"\0\0" if unicode else long_name.encode() + b"\0"
+            )
+            props.append(struct.pack("<HHI", kind, 0x3707, 1) + counted(text))
+        return struct.pack("<I", len(props)) + b"".join(props)
 
     out = b"\x78\x9f\x3e\x22" + struct.pack("<H", 0x0100)
     out += attribute(1, 0x00089006, struct.pack("<I", 0x00010000))  # attTnefVersion
     out += attribute(1, 0x00069007, struct.pack("<II", 1252, 0))  # attOemCodepage
     out += attribute(1, 0x00078008, b"IPM.Microsoft Mail.Note\0")  # attMessageClass
     out += attribute(1, 0x00069003, b"\x01\x00\x00\x00" + b"\x00" * 60)  # attMsgProps
-    for title, data in attachments:
+    for n, (title, data) in enumerate(attachments):
         out += attribute(2, 0x00069002, b"\x01\x00" + b"\xff" * 12)  # attAttachRendData
         if title is not None:
             out += attribute(2, 0x00018010, title.encode("cp1252") + b"\0")
         if data is not None:
             out += attribute(2, 0x0006800F, data)
-        out += attribute(2, 0x00069005, b"\x00\x00\x00\x00")  # attAttachment (no props)
+        long_name = long_names[n] if n < len(long_names) else None
+        out += attribute(2, 0x00069005, properties(long_name))  # attAttachment
     return out

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.documents.office_process import LibreOfficeConverter, find_soffice
+from gateway.documents.tnef import TnefLimits, read_attachments
 from gateway.errors import ConversionError, DocumentError, UnsupportedDocumentError
 from gateway.message import IntakeOptions, ParsedMessage, read_message
 from gateway.models import DocumentKind
@@ -189,6 +190,30 @@ def test_tnef_attachments_are_parts_like_any_other(ctype: str, filename: str | N
         ("report.pdf", "document", None),
         ("STAMP.PNG", "document", None),
     ]
+
+
+@pytest.mark.parametrize("unicode", [False, True])
+def test_tnef_long_file_name_replaces_the_short_title(unicode: bool) -> None:
+    name = "Quarterly report 2026.pdf" if not unicode else "Отчёт за квартал.pdf"
+    tnef = tnef_bytes([("QUARTE~1.PDF", pdf_bytes())], long_names=[name], unicode=unicode)
+    parsed = parse(make_email(attachments=[(tnef, TNEF_TYPE, "winmail.dat")]))
+    assert [d.filename for d in parsed.documents] == [name]
+
+
+def test_every_cut_of_a_tnef_stream_is_read_or_refused() -> None:
+    # Hostile or damaged streams: any prefix either unpacks or is refused by name.
+    tnef = tnef_bytes([("a.pdf", pdf_bytes()), ("b.png", STAMP)], long_names=["long a.pdf"])
+    for end in range(0, len(tnef), 7):
+        try:
+            read_attachments(tnef[:end], "winmail.dat", TnefLimits())
+        except DocumentError as exc:
+            assert exc.part == "winmail.dat"
+
+
+def test_tnef_attachment_count_is_bounded() -> None:
+    tnef = tnef_bytes([(f"{n}.pdf", b"x") for n in range(5)])
+    with pytest.raises(DocumentError, match="more than 4 attachments"):
+        read_attachments(tnef, "winmail.dat", TnefLimits(max_attachments=4))
 
 
 def test_tnef_without_attachments_leaves_the_body() -> None:
