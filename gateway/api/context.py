@@ -19,6 +19,7 @@ from starlette.responses import Response
 from gateway.api.cursor import CursorSigner
 from gateway.api.errors import HttpError, too_many_failures, unauthorized
 from gateway.config import Settings
+from gateway.documents.office import OfficeConverter
 from gateway.errors import NotFoundError
 from gateway.guard import AuthGuard
 from gateway.store import Store
@@ -39,6 +40,7 @@ class Api:
     clock: Callable[[], float] = time.time
     cursors: CursorSigner = field(default_factory=CursorSigner)
     on_created: Callable[[], None] = lambda: None
+    office: OfficeConverter | None = None  # None: office uploads are refused (no LibreOffice)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from gateway.api.responses import error_response
 from gateway.errors import (
+    BusyError,
     ConflictError,
     DocumentError,
     GatewayError,
@@ -151,6 +152,9 @@ def response_for(request: Request, exc: Exception) -> Response:
     if isinstance(exc, MessageError):
         data = {"document": {"invalid": {"message": str(exc)}}}
         return error_response(request, 400, VALIDATION, data)
+    if isinstance(exc, BusyError):  # every office conversion slot taken: the client retries
+        headers = {"Retry-After": "30"}
+        return error_response(request, 503, "busy", {"message": str(exc)}, headers)
     if isinstance(exc, StorageError):
         log.error("api: storage error on %s %s: %s", request.method, request.url.path, exc)
         return error_response(request, 503, "datastore_fault", {"message": "try again later"})

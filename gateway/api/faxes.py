@@ -66,7 +66,7 @@ async def create_fax(call: Call) -> Response:
         raise field_error("document.url", "required", "add document url or upload a document")
     base = intake.base_job(call.account_id, settings, faxbox)
     job = intake.apply(fields, base, intake.region_of(settings, faxbox))
-    documents = await intake.inspect_uploads(uploads, settings) if uploads else []
+    documents = await intake.inspect_uploads(uploads, settings, call.api.office) if uploads else []
     if documents:
         job = replace(job, document_request=None)  # an upload wins: nothing is left to fetch
     fax_id = await call.store.create_fax(job, documents)

@@ -11,7 +11,13 @@ from gateway.api.schemas import FaxFields, FaxNotifications, send_to_list
 from gateway.api.uploads import Upload
 from gateway.config import Settings
 from gateway.documents.inspect import InspectLimits, inspect_binary, sniff, text_document
-from gateway.errors import DocumentError, InvalidFieldError, InvalidNumberError
+from gateway.documents.office import OfficeConverter, office_format
+from gateway.errors import (
+    DocumentError,
+    InvalidFieldError,
+    InvalidNumberError,
+    UnsupportedDocumentError,
+)
 from gateway.models import Fax, Faxbox, NewFax, SourceDocument
 from gateway.numbers import normalize_api_number
 
@@ -129,10 +135,13 @@ def require_numbers(job: NewFax) -> None:
         raise InvalidFieldError(field, rule, message)
 
 
-async def inspect_uploads(uploads: list[Upload], settings: Settings) -> list[SourceDocument]:
-    """Check each uploaded document (type, pages, pixels) in a thread; 400 names the bad one."""
+async def inspect_uploads(
+    uploads: list[Upload], settings: Settings, office: OfficeConverter | None = None
+) -> list[SourceDocument]:
+    """Check each uploaded document (type, pages, pixels) in a thread; 400 names the bad one.
+    Office documents are converted to PDF there (as at SMTP intake), by ``office`` if any."""
     limits = InspectLimits(settings.smtp.max_image_pixels, settings.smtp.max_pages)
-    documents = [await asyncio.to_thread(_inspect, upload, limits) for upload in uploads]
+    documents = [await asyncio.to_thread(_inspect, upload, limits, office) for upload in uploads]
     pages = sum(doc.pages for doc in documents)
     if pages > settings.smtp.max_pages:
         raise InvalidFieldError(
@@ -141,7 +150,17 @@ async def inspect_uploads(uploads: list[Upload], settings: Settings) -> list[Sou
     return documents
 
 
-def _inspect(upload: Upload, limits: InspectLimits) -> SourceDocument:
+def _inspect(
+    upload: Upload, limits: InspectLimits, office: OfficeConverter | None
+) -> SourceDocument:
+    fmt = office_format(upload.data) if sniff(upload.data) is None else None
+    if fmt is not None:
+        if office is None:
+            raise UnsupportedDocumentError(
+                f"{upload.filename}: office documents need LibreOffice on this gateway"
+            )
+        pdf = office.to_pdf(upload.data, fmt, upload.filename)
+        return inspect_binary(pdf, upload.filename, limits)
     if sniff(upload.data) is None and upload.content_type == "text/plain":
         try:
             return text_document(upload.data.decode("utf-8"), upload.filename)
