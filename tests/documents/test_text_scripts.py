@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from gateway.documents.pool import RenderPool
 from gateway.documents.render import RenderOptions, render_fax
 from gateway.errors import UndrawableTextError
 from gateway.message import IntakeOptions, read_message
@@ -47,12 +48,17 @@ def message(body: bytes, charset: str, encoding: str) -> bytes:
 
 
 def rendered_text(raw: bytes, language: str, tmp_path: Path) -> str:
-    """Intake, render and OCR the fax; the recognized text without spaces (Tesseract puts
-    spaces between CJK characters)."""
+    """Intake, render and OCR the fax."""
     parsed = read_message(raw, IntakeOptions())
     fax = render_fax(parsed.documents, RenderOptions(resolution="fine"))
     assert fax.pages == sum(doc.pages for doc in parsed.documents)
-    with Image.open(io.BytesIO(fax.tiff)) as image:
+    return read_back(fax.tiff, language, tmp_path)
+
+
+def read_back(tiff: bytes, language: str, tmp_path: Path) -> str:
+    """The first page's text by Tesseract, without spaces (it puts them between CJK
+    characters)."""
+    with Image.open(io.BytesIO(tiff)) as image:
         path = tmp_path / "page.png"
         image.convert("L").save(path, dpi=(204, 196))
     result = subprocess.run(
@@ -113,6 +119,19 @@ def test_iso_8859_8_body_is_faxed_in_hebrew_right_to_left(tmp_path: Path) -> Non
     # Tesseract reads Hebrew in logical order: the words come back only if drawn right to left.
     for word in ("שלום", "חשבונית", "תודה"):
         assert word in text, text
+
+
+@ocr("jpn")
+async def test_render_pool_workers_find_the_cjk_fonts(tmp_path: Path) -> None:
+    parsed = read_message(
+        message(JAPANESE.encode("iso2022_jp"), "iso-2022-jp", "7bit"), IntakeOptions()
+    )
+    pool = RenderPool(workers=1, per_doc_seconds=60)
+    try:
+        fax = await pool.render(parsed.documents, RenderOptions(resolution="fine"))
+    finally:
+        await pool.close()
+    assert "請求書" in read_back(fax.tiff, "jpn", tmp_path)
 
 
 def test_a_gb2312_body_whose_bytes_are_gbk_renders() -> None:
