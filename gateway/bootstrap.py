@@ -3,7 +3,11 @@ domain, so that `make run` and the README's test email work on a fresh clone."""
 
 from __future__ import annotations
 
+import asyncio
+import smtplib
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
 
 from gateway.config import Settings
 from gateway.models import Faxbox
@@ -56,3 +60,35 @@ async def ensure_demo(store: Store, settings: Settings) -> DemoCredentials | Non
         settings.smtp.default_smtp_domain,
     )
     return DemoCredentials(account.id, faxbox.id, domain, token, created=True)
+
+
+DEMO_NUMBER = "+14155550123"  # answers on the loopback line (the dev config's default)
+
+
+def demo_message(domain: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "fax-gateway <demo@localhost>"
+    message["To"] = f"{DEMO_NUMBER}@{domain}"
+    message["Subject"] = "fax-gateway test fax"
+    message["Message-ID"] = make_msgid(domain="fax-gateway.demo")
+    message.set_content(
+        "This is the fax-gateway test fax.\n\n"
+        "It was mailed to the demo faxbox through the gateway's own SMTP listener when the\n"
+        "gateway first started. Open http://127.0.0.1:8000/console/ to see its pages,\n"
+        "its attempts and its smtplog row.\n"
+    )
+    return message
+
+
+async def send_demo_fax(host: str, port: int, domain: str) -> None:
+    """Mail the test fax through the SMTP listener, as any client would (so it also leaves
+    its smtplog row); smtplib blocks, so it runs in a thread."""
+    # A listener on every interface is reached on loopback (a comparison, not a bind).
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+    message = demo_message(domain)
+
+    def send() -> None:
+        with smtplib.SMTP(host, port, local_hostname="localhost", timeout=60) as client:
+            client.send_message(message)
+
+    await asyncio.to_thread(send)

@@ -270,6 +270,8 @@ class NotificationSettings(_Section):
 
 class BootstrapSettings(_Section):
     enabled: bool = False
+    # On the first start, mail a test fax to the demo faxbox through the SMTP listener itself.
+    demo_fax: bool = False
 
 
 class LoggingSettings(_Section):
