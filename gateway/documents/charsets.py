@@ -10,6 +10,7 @@ every byte and so cannot fail.
 from __future__ import annotations
 
 import codecs
+import re
 
 # Declared name (lower case) → the codec that decodes what clients really send under it.
 _SUPERSETS = {
@@ -66,7 +67,39 @@ def decode_text(data: bytes, declared: str | None) -> str:
     first = codec_for(declared)
     for codec in (first, *_FALLBACKS) if first else _FALLBACKS:
         try:
-            return data.decode(codec)
+            text = data.decode(codec)
         except (UnicodeError, LookupError, ValueError):  # some codecs raise a bare UnicodeError
             continue
+        if codec == "iso8859-8" and _is_visual_hebrew(text, declared or ""):
+            return _logical_hebrew(text)
+        return text
     return data.decode("latin-1")
+
+
+# RFC 1556: plain "iso-8859-8" is Hebrew in visual order (the line as displayed, left to
+# right); "-i" is logical. Most clients that send it now mean logical, so the text decides:
+# final letter forms end words in logical order and start them in visual order.
+_FINALS = "\u05da\u05dd\u05df\u05e3\u05e5"  # final kaf, mem, nun, pe, tsadi
+_HEBREW_WORD = re.compile(r"[\u05d0-\u05ea]{2,}")
+_NOT_RTL = re.compile(r"[^\u05d0-\u05ea\s.,;:!?'\"()\-]+")
+_MIRRORED = str.maketrans("()[]{}<>", ")(][}{><")
+
+
+def _is_visual_hebrew(text: str, declared: str) -> bool:
+    if declared.strip().strip('"').lower() != "iso-8859-8":
+        return False
+    words = _HEBREW_WORD.findall(text)
+    at_start = sum(word[0] in _FINALS for word in words)
+    at_end = sum(word[-1] in _FINALS for word in words)
+    return at_start > at_end
+
+
+def _logical_hebrew(text: str) -> str:
+    """Visual lines back to logical order: reversed, with runs of digits and Latin (which
+    were displayed left to right) turned back and mirrored brackets swapped."""
+
+    def line(visual: str) -> str:
+        reversed_line = visual[::-1].translate(_MIRRORED)
+        return _NOT_RTL.sub(lambda run: run.group()[::-1], reversed_line)
+
+    return "\n".join(line(row) for row in text.split("\n"))

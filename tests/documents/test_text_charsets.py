@@ -58,3 +58,17 @@ def test_random_bytes_never_raise(declared: str | None) -> None:
     for _ in range(200):
         data = bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
         assert isinstance(decode_text(data, declared), str)
+
+
+LOGICAL_HEBREW = "שלום עולם\nחשבונית מספר 42 (ABC)\n"
+# As a visual-order client wrote it: each line as displayed, left to right.
+VISUAL_HEBREW = "םלוע םולש\n(ABC) 42 רפסמ תינובשח\n"
+
+
+def test_visual_iso_8859_8_is_turned_into_logical_order() -> None:
+    assert decode_text(VISUAL_HEBREW.encode("iso-8859-8"), "iso-8859-8") == LOGICAL_HEBREW
+
+
+@pytest.mark.parametrize("declared", ["iso-8859-8", "iso-8859-8-i", "windows-1255"])
+def test_logical_hebrew_is_left_as_it_is(declared: str) -> None:
+    assert decode_text(LOGICAL_HEBREW.encode("iso-8859-8"), declared) == LOGICAL_HEBREW
