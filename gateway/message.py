@@ -231,15 +231,19 @@ class _Walker:
         ctype = part.get_content_type()
         if part.is_multipart():
             children = _children(part)
-            if ctype == "multipart/alternative":
-                children = [_preferred_alternative(children)] if children else []
+            # The body comes from the preferred alternative alone, but every alternative is
+            # walked for documents: Apple Mail's rich mail puts the attachments in the HTML one.
+            preferred = _preferred_alternative(children) if children else None
             signatures: list[Message] = []
             if ctype == "multipart/signed":
                 # RFC 1847: the first part is the content, the rest its signature, whatever
                 # the signature part is labelled.
                 children, signatures = children[:1], children[1:]
             for child in children:
-                self.walk(child, depth + 1, top and ctype != "message/rfc822")
+                body = ctype != "message/rfc822" and (
+                    ctype != "multipart/alternative" or child is preferred
+                )
+                self.walk(child, depth + 1, top and body)
             for signature in signatures:
                 self.count += 1
                 self.ignore(signature, "signature")

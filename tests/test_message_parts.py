@@ -109,6 +109,25 @@ def test_an_html_link_to_an_attachment_does_not_hide_it() -> None:
     assert [p.outcome for p in parse(message).parts][-1] == "document"
 
 
+def test_attachments_in_the_html_alternative_are_pages() -> None:
+    # Apple Mail's rich mail: alternative > (text/plain, mixed > (html, the PDF, html)).
+    rich = MIMEMultipart("mixed")
+    rich.attach(MIMEText("<p>See the order</p>", "html"))
+    pdf = MIMEApplication(pdf_bytes(), "pdf")
+    pdf.add_header("Content-Disposition", "inline", filename="order.pdf")
+    rich.attach(pdf)
+    rich.attach(MIMEText("<p>Thanks</p>", "html"))
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(MIMEText("See the order\n\nThanks", "plain"))
+    alternative.attach(rich)
+    parsed = read_message(alternative.as_bytes(), IntakeOptions(include_body=True))
+    assert [(d.kind, d.filename) for d in parsed.documents] == [
+        (DocumentKind.TEXT, "body.txt"),
+        (DocumentKind.PDF, "order.pdf"),
+    ]
+    assert parsed.documents[0].data == b"See the order\n\nThanks"
+
+
 def test_text_attachment_is_a_page_and_the_body_is_not() -> None:
     message = make_email(body="cover note", attachments=[(b"line 1\n", "text/plain", "a.txt")])
     parsed = parse(message)
