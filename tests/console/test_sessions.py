@@ -110,3 +110,18 @@ async def test_the_console_address_with_or_without_its_slash_leads_to_sign_in(
         answer = await browser.get(path, follow_redirects=True)
         assert answer.status_code == 200
         assert answer.url.path == "/console/signin"
+
+
+async def test_over_https_the_cookie_is_secure(app: object, tenant: Tenant) -> None:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="https://gw.test") as client:
+        answer = await sign_in(client, tenant.auth_token)
+    cookie = next(
+        v for k, v in answer.headers.multi_items() if k == "set-cookie" and "fgw_console=" in v
+    )
+    assert "Secure" in cookie
+
+
+async def test_the_health_page_is_the_admins(browser: httpx.AsyncClient, tenant: Tenant) -> None:
+    await sign_in(browser, tenant.auth_token)
+    assert (await browser.get(f"{CONSOLE}/health")).status_code == 403
