@@ -15,6 +15,7 @@ line density, so the binarizer sees smooth strokes.
 from __future__ import annotations
 
 import io
+import itertools
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -130,24 +131,78 @@ class _LineDrawer:
 
     def _bidi(self, text: str, size_px: int, baseline: int) -> None:
         """The whole line by raqm (bidi reordering, shaping) in the first face that has all of
-        its characters (else the one for its first right-to-left character)."""
+        its characters; if none has, by font runs placed in bidi order (``_font_runs``)."""
         chars = [c for c in text if not c.isspace() and cells(c)]
         covering = [
             i for i, cov in enumerate(self.chain.coverage) if all(ord(c) in cov for c in chars)
         ]
-        first_rtl = next(c for c in text if unicodedata.bidirectional(c) in _RTL_CLASSES)
-        index = covering[0] if covering else (self.chain.face_of(first_rtl) or 0)
-        font = _font(self.chain.faces[index], size_px)
-        direction = "rtl" if _base_rtl(text) else "ltr"
+        rtl = _base_rtl(text)
+        runs = [_Run(covering[0], text, rtl, 0, 0)] if covering else self._font_runs(text, rtl)
+        space = _grid_font(size_px).getlength(" ")
+        fonts = [_font(self.chain.faces[run.face], size_px) for run in runs]
+        lengths = [
+            self.draw.textlength(run.text, font, direction=run.direction)
+            for run, font in zip(runs, fonts, strict=True)
+        ]
+        # The spaces between two runs are those after the logically first of them.
+        gaps = [0.0] + [
+            space * min(a, b, key=lambda r: r.order).spaces for a, b in itertools.pairwise(runs)
+        ]
         margin = self.grid.px(MARGIN_IN * 72)
-        x: float = margin
-        if direction == "rtl":
-            x = self.grid.width_px - margin - self.draw.textlength(text, font, direction="rtl")
-        self.draw.text((x, baseline), text, font=font, fill=0, anchor="ls", direction=direction)
+        x: float = self.grid.width_px - margin - sum(lengths) - sum(gaps) if rtl else margin
+        for run, font, length, gap in zip(runs, fonts, lengths, gaps, strict=True):
+            x += gap
+            self.draw.text(
+                (x, baseline), run.text, font=font, fill=0, anchor="ls", direction=run.direction
+            )
+            x += length
+
+    def _font_runs(self, text: str, rtl: bool) -> list[_Run]:
+        """Runs of one face each, in visual order left to right, each with its direction.
+
+        A simplification of the bidi algorithm at the level of runs: a run is right to left if
+        it holds a right-to-left character; consecutive runs of one direction keep their order
+        in that direction, and these groups are laid out in the line's base direction. Spaces
+        and marks go with the run before them."""
+        pieces: list[tuple[int, str]] = []
+        for cluster in _clusters(text):
+            drawn = not cluster.isspace() and cells(cluster[0]) > 0
+            face = self.chain.face_of(cluster[0]) if drawn else None
+            if pieces and (face is None or face == pieces[-1][0]):
+                pieces[-1] = (pieces[-1][0], pieces[-1][1] + cluster)
+            else:
+                pieces.append((face or 0, cluster))
+        groups: list[list[_Run]] = []
+        for order, (face, piece) in enumerate(pieces):
+            run_rtl = any(unicodedata.bidirectional(c) in _RTL_CLASSES for c in piece)
+            stripped = piece.rstrip()
+            run = _Run(face, stripped, run_rtl, order, len(piece) - len(stripped))
+            if groups and groups[-1][0].rtl == run_rtl:
+                groups[-1].append(run)
+            else:
+                groups.append([run])
+        ordered = [group[::-1] if group[0].rtl else group for group in groups]
+        return [run for group in (ordered[::-1] if rtl else ordered) for run in group]
 
     def _text(self, text: str, face: FontFace, size_px: int, at: tuple[float, int]) -> None:
         if text.strip():
             self.draw.text(at, text, font=_font(face, size_px), fill=0, anchor="ls")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Characters of one line drawn with one face in one direction; ``order`` is its place in
+    the line's logical order, ``spaces`` how many spaces followed it there."""
+
+    face: int
+    text: str
+    rtl: bool
+    order: int
+    spaces: int
+
+    @property
+    def direction(self) -> str:
+        return "rtl" if self.rtl else "ltr"
 
 
 def _base_rtl(text: str) -> bool:
