@@ -177,5 +177,5 @@ async def test_smtp_answers_undrawable_text_with_554_5_6_3(
 @ocr("chi_sim")
 def test_a_hebrew_line_with_chinese_in_it_draws_each_in_its_font(tmp_path: Path) -> None:
     # No one font has both: the line is drawn in runs of one font each, in bidi order.
-    raw = message("שלום 北京市海淀区 תודה\n".encode("utf-8"), "utf-8", "8bit")
+    raw = message("שלום 北京市海淀区 תודה\n".encode(), "utf-8", "8bit")
     assert "北京市海淀区" in rendered_text(raw, "chi_sim", tmp_path)
