@@ -116,14 +116,14 @@ class _LineDrawer:
         cell = _grid_font(size_px).getlength("M")
         column, run, run_column = 0, "", 0
         for cluster in _clusters(text):
-            face = 0 if cluster.isspace() else self.chain.face_of(cluster[0])
+            # A mark or format character no font has (alone at the line's start) draws nothing.
+            face = 0 if cluster.isspace() else (self.chain.face_of(cluster[0]) or 0)
             if face == 0:
                 run_column = run_column if run else column
                 run += cluster
             else:
                 self._text(run, FontFace(BUNDLED), size_px, (left + run_column * cell, baseline))
                 run = ""
-                assert face is not None  # _drawable replaced what no face draws
                 at = (left + column * cell, baseline)
                 self._text(cluster, self.chain.faces[face], size_px, at)
             column += sum(cells(c) for c in cluster)

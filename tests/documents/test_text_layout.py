@@ -99,3 +99,17 @@ def test_a_text_past_the_exact_budget_is_estimated_in_proportion() -> None:
     page = ("x" * 90 + "\n") * 60
     # A uniform text: at least the real count (so the page limit holds), and within 1 %.
     assert 500 <= text_document(page * 500, "big.txt").pages <= 505
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0301 a line starting with a combining mark",
+        "\ufeffa byte order mark, \u200ba zero width space",
+        "\u202eright-to-left override\u202c and \u200f marks",
+        "\U000e0001 a tag character no font has",
+        "\u0300" * 200,
+    ],
+)
+def test_marks_and_format_characters_anywhere_render(text: str) -> None:
+    assert rendered_pages(text) == text_document(text, "t.txt").pages
