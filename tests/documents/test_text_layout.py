@@ -5,6 +5,8 @@ right margin."""
 # ruff: noqa: RUF001 - the strings are in other scripts on purpose
 from __future__ import annotations
 
+import random
+
 import pytest
 from PIL import Image
 
@@ -113,3 +115,13 @@ def test_a_text_past_the_exact_budget_is_estimated_in_proportion() -> None:
 )
 def test_marks_and_format_characters_anywhere_render(text: str) -> None:
     assert rendered_pages(text) == text_document(text, "t.txt").pages
+
+
+def test_random_code_points_of_every_plane_render() -> None:
+    rng = random.Random(11)
+    for _ in range(20):
+        points = [rng.randrange(0x20, 0x3000) for _ in range(40)]
+        points += [rng.randrange(0x110000) for _ in range(20)] + [0x5D0, 0x627, 0x4E2D, 0x20]
+        text = "".join(chr(rng.choice(points)) for _ in range(400))
+        text = "".join(c for c in text if not 0xD800 <= ord(c) < 0xE000)  # no lone surrogates
+        assert len(list(text_pages(text, GEOMETRY))) >= 1
