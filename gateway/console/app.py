@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.context import Api
+from gateway.api.errors import HttpError
 from gateway.console import fax_lists, fax_page, faxboxes, health_page, signin, smtplog
 from gateway.console.sessions import Sessions
 from gateway.console.thumbnails import Thumbnails
@@ -70,6 +71,12 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", {"message": exc.message}, exc.status)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An API helper's refusal (a bad start key, a 429) shown as a page with its status."""
+    assert isinstance(exc, HttpError)
+    return render(request, "error.html", {"message": exc.message}, exc.status_code)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", {"message": "There is no such page."}, 404)
 
@@ -98,6 +105,7 @@ def create_console(api: Api, health: Health, sessions: Sessions | None = None) -
     handlers: dict[Any, Any] = {
         SignInNeeded: _sign_in_needed,
         Refused: _refused,
+        HttpError: _http_error,
         404: _not_found,
     }
     app = Starlette(

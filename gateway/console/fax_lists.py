@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.cursor import Cursor
+from gateway.api.errors import HttpError
 from gateway.api.faxes import FOLDERS
 from gateway.api.lists import FINAL_FOLDERS
 from gateway.api.paging import MAX_RANGE_S
@@ -67,7 +68,7 @@ async def folder_page(request: Request) -> Response:
         else:
             created_to = _day(str(context["date_to"]), end=True) or now + 1
             created_from = _day(str(context["date_from"]), end=False) or created_to - MAX_RANGE_S
-    except GatewayError as exc:
+    except (GatewayError, HttpError) as exc:  # a forged or stale start key
         raise Refused(400, "That page link is no longer valid: start again.") from exc
     filters: dict[str, str] = {}
     if context["status"] in STATUSES:

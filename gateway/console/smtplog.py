@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.cursor import Cursor
+from gateway.api.errors import HttpError
 from gateway.api.paging import MAX_RANGE_S
 from gateway.console.reasons import reason
 from gateway.console.web import Refused, console_of, render, session_of
@@ -42,7 +43,7 @@ async def smtplog_page(request: Request) -> Response:
     if start_key := params.get("start_key"):
         try:
             cursor = console.api.cursors.decode(start_key, scope)
-        except GatewayError as exc:
+        except (GatewayError, HttpError) as exc:  # a forged or stale start key
             raise Refused(400, "That page link is not valid any more.") from exc
         window = Window(cursor.created_from, cursor.created_to, (cursor.created, cursor.id))
         window = Window(window.created_from, window.created_to, window.start, False, CHUNK + 1)
