@@ -20,6 +20,7 @@ from gateway.models import Direction
 from gateway.store.records import Window
 
 PAGE_SIZE = 50
+RECENT_FOR_ADMIN = 500
 STATUSES = ("attaching_files", "pending", "processing", "completed", "failed")
 
 
@@ -52,8 +53,12 @@ async def folder_page(request: Request) -> Response:
         "faxes": [],
         "next_key": None,
         "error": None,
+        "recent_accounts": [],
     }
     if account is None:
+        # The admin has not chosen an account yet: offer those with the latest faxes.
+        recent = await console.api.store.recent_faxes(None, RECENT_FOR_ADMIN)
+        context["recent_accounts"] = list(dict.fromkeys(fax.account_id for fax in recent))
         return render(request, "faxes.html", context)
     direction = FOLDERS[folder]
     scope = f"console:{account}:{folder}"

@@ -98,6 +98,8 @@ async def test_the_admin_sees_any_accounts_fax(
 ) -> None:
     theirs = await seed_fax(store, other, pages=1, subject="globex fax", created=clock() - 30)
     await sign_in(browser, ADMIN)
+    choose = await browser.get(f"{CONSOLE}/folders/outbox")
+    assert f'href="?account={other.account_id}"' in choose.text
     outbox = await browser.get(f"{CONSOLE}/folders/outbox?account={other.account_id}")
     assert "globex fax" in outbox.text
     assert (await browser.get(f"{CONSOLE}/faxes/{theirs.id}")).status_code == 200
