@@ -26,6 +26,7 @@ import asyncio
 import functools
 import logging
 import signal
+import smtplib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any
 from gateway import housekeeping, logs, reload, sdnotify
 from gateway.api.app import create_app
 from gateway.api.server import serve_http
-from gateway.bootstrap import ensure_demo
+from gateway.bootstrap import ensure_demo, send_demo_fax
 from gateway.config import Settings
 from gateway.documents.office_process import office_converter
 from gateway.fetch import fetch_document
@@ -67,6 +68,13 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     reloads: set[asyncio.Task[bool]] = field(default_factory=set)
     health_clock: Callable[[], float] = time.monotonic  # how long a health problem has lasted
+
+    async def _send_demo_fax(self, domain: str) -> None:
+        """First start of a dev gateway: a test fax through real SMTP intake (bootstrap)."""
+        try:
+            await send_demo_fax(self.settings.smtp.host, self.smtp_port, domain)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("bootstrap: the test fax could not be mailed: %s", exc)
 
     async def start(self) -> None:
         s = self.settings
@@ -155,6 +163,8 @@ class Daemon:
                 f"demo faxbox: send mail to <number>@{demo.smtp_domain} "
                 f"(account {demo.account_id}); demo auth token: {demo.auth_token}"
             )
+            if demo.created and s.bootstrap.demo_fax:
+                await self._send_demo_fax(demo.smtp_domain)
         listeners = (
             f"smtp {s.smtp.host}:{self.smtp_port}, http http://{s.http.host}:{self.http_port}"
         )
