@@ -50,6 +50,8 @@ class SmtpSettings(_Section):
     max_sessions: int = Field(default=50, gt=0)
     max_recipients: int = Field(default=50, gt=0)
     max_pages: int = Field(default=100, gt=0)
+    # Ignored since the HTML's cid: references decide which images are not pages; accepted so
+    # that existing configs still load.
     min_inline_image_px: int = Field(default=300, ge=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     idempotency_window_s: int = Field(default=86400, ge=0)

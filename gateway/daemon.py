@@ -134,6 +134,7 @@ class Daemon:
                 on_accepted=self.render.wake.set,
                 on_transaction=self.metrics.smtp_transaction,
                 office=office,
+                fonts=s.render.fonts,
             ),
             s.smtp,
         )

@@ -23,6 +23,7 @@ import httpcore
 import httpx
 
 from gateway.config import FetchSettings
+from gateway.documents.charsets import charset_of, decode_text
 from gateway.documents.inspect import InspectLimits, inspect_binary, sniff, text_document
 from gateway.errors import DocumentError
 from gateway.models import SourceDocument
@@ -306,9 +307,7 @@ def _filename(response: httpx.Response) -> str:
 def _inspect(data: bytes, filename: str, content_type: str, part: str) -> SourceDocument:
     try:
         if sniff(data) is None and content_type.lower().startswith("text/plain"):
-            return text_document(data.decode("utf-8"), filename)
+            return text_document(decode_text(data, charset_of(content_type)), filename)
         return inspect_binary(data, filename, InspectLimits())
-    except UnicodeDecodeError as exc:
-        raise DocumentError(part, "text document is not UTF-8") from exc
     except DocumentError as exc:
         raise DocumentError(part, exc.reason) from exc

@@ -78,10 +78,8 @@ REFERENCED = "referenced by the HTML"
 @dataclass(frozen=True)
 class IntakeOptions:
     include_body: bool = False
-    # No longer decides anything (issue 11: the HTML's references do); still accepted so that
-    # [smtp] min_inline_image_px in existing configs and the SMTP handler keep working.
-    min_inline_image_px: int = 300
     limits: InspectLimits = field(default_factory=InspectLimits)
+    fonts: tuple[str, ...] = ()  # [render] fonts, tried after the bundled one for text
     office: OfficeConverter | None = None  # None: office documents are refused by name
 
 
@@ -198,7 +196,7 @@ def _read_into(parsed: ParsedMessage, raw: bytes, options: IntakeOptions) -> Non
             "unsupported document type: " + ", ".join(dict.fromkeys(parsed.unsupported))
         )
     if parsed.body and (options.include_body or not parsed.documents):
-        body_doc = text_document(parsed.body, "body.txt")
+        body_doc = text_document(parsed.body, "body.txt", options.fonts)
         parsed.documents.insert(0, body_doc)
         parsed.parts.insert(0, PartInfo("text/plain", None, "body", body_doc.pages))
     if not parsed.documents:
@@ -278,7 +276,7 @@ class _Walker:
             name = filename or self._name(DocumentKind.TEXT)
             text = _clean_text(_text_of(part))
             if text:
-                doc = text_document(text, name)
+                doc = text_document(text, name, self.options.fonts)
                 self.parsed.documents.append(doc)
                 parts.append(PartInfo(ctype, filename, "document", doc.pages))
             else:

@@ -61,6 +61,7 @@ def render_options(fax: Fax, settings: Settings, now: float) -> RenderOptions:
         max_pages=settings.smtp.max_pages,
         max_image_pixels=settings.smtp.max_image_pixels,
         cover=cover,
+        fonts=settings.render.fonts,
     )
 
 

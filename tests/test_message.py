@@ -308,8 +308,8 @@ def test_too_many_pages() -> None:
         ("\n".join(["x"] * 60) + "\n", 1),
         ("\n".join(["x"] * 61), 2),
         ("page one\fpage two\fpage three", 3),
-        ("x" * 80 * 60, 1),
-        ("x" * (80 * 60 + 1), 2),
+        ("x" * 90 * 60, 1),  # 90 columns of DejaVu Sans Mono 10 pt on Letter
+        ("x" * (90 * 60 + 1), 2),
     ],
 )
 def test_text_page_estimate(text: str, pages: int) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import load_settings
 from gateway.documents.office_process import LibreOfficeConverter, find_soffice
 from gateway.documents.tnef import TnefLimits, read_attachments
 from gateway.errors import ConversionError, DocumentError, UnsupportedDocumentError
@@ -98,9 +99,12 @@ def test_images_not_referenced_are_pages_whatever_their_size() -> None:
     assert [p.outcome for p in parsed.parts][-2:] == ["skipped", "document"]
 
 
-def test_no_pixel_rule_even_with_the_old_setting() -> None:
+def test_no_pixel_rule_even_with_the_old_setting(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("[smtp]\nmin_inline_image_px = 300\n")
+    assert load_settings(config).smtp.min_inline_image_px == 300  # still loads, decides nothing
     message = with_inline_image(make_email(), image_bytes("PNG", (10, 10)))
-    parsed = read_message(message.as_bytes(), IntakeOptions(min_inline_image_px=300))
+    parsed = read_message(message.as_bytes(), IntakeOptions())
     assert [d.kind for d in parsed.documents] == [DocumentKind.PNG]
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from gateway.api.schemas import FaxFields, FaxNotifications, send_to_list
 from gateway.api.uploads import Upload
 from gateway.config import Settings
+from gateway.documents.charsets import charset_of, decode_text
 from gateway.documents.inspect import InspectLimits, inspect_binary, sniff, text_document
 from gateway.documents.office import OfficeConverter, office_format
 from gateway.errors import (
-    DocumentError,
     InvalidFieldError,
     InvalidNumberError,
     UnsupportedDocumentError,
@@ -141,7 +141,10 @@ async def inspect_uploads(
     """Check each uploaded document (type, pages, pixels) in a thread; 400 names the bad one.
     Office documents are converted to PDF there (as at SMTP intake), by ``office`` if any."""
     limits = InspectLimits(settings.smtp.max_image_pixels, settings.smtp.max_pages)
-    documents = [await asyncio.to_thread(_inspect, upload, limits, office) for upload in uploads]
+    fonts = settings.render.fonts
+    documents = [
+        await asyncio.to_thread(_inspect, upload, limits, office, fonts) for upload in uploads
+    ]
     pages = sum(doc.pages for doc in documents)
     if pages > settings.smtp.max_pages:
         raise InvalidFieldError(
@@ -151,7 +154,10 @@ async def inspect_uploads(
 
 
 def _inspect(
-    upload: Upload, limits: InspectLimits, office: OfficeConverter | None
+    upload: Upload,
+    limits: InspectLimits,
+    office: OfficeConverter | None,
+    fonts: tuple[str, ...] = (),
 ) -> SourceDocument:
     fmt = office_format(upload.data) if sniff(upload.data) is None else None
     if fmt is not None:
@@ -162,8 +168,6 @@ def _inspect(
         pdf = office.to_pdf(upload.data, fmt, upload.filename)
         return inspect_binary(pdf, upload.filename, limits)
     if sniff(upload.data) is None and upload.content_type == "text/plain":
-        try:
-            return text_document(upload.data.decode("utf-8"), upload.filename)
-        except UnicodeDecodeError as exc:
-            raise DocumentError(upload.filename, "text document is not UTF-8") from exc
+        text = decode_text(upload.data, charset_of(upload.content_type))
+        return text_document(text, upload.filename, fonts)
     return inspect_binary(upload.data, upload.filename, limits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from email.message import Message
 
 # Declared name (lower case) → the codec that decodes what clients really send under it.
 _SUPERSETS = {
@@ -60,6 +61,13 @@ def codec_for(declared: str | None) -> str | None:
     if not getattr(info, "_is_text_encoding", True):
         return None
     return info.name
+
+
+def charset_of(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type value (an upload's, a download's), if any."""
+    message = Message()
+    message["content-type"] = content_type
+    return message.get_content_charset()
 
 
 def decode_text(data: bytes, declared: str | None) -> str:

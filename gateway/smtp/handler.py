@@ -40,8 +40,10 @@ class IntakeHandler:
         on_accepted: Callable[[], None] = lambda: None,
         on_transaction: Callable[[SmtpLogEntry], None] = lambda entry: None,
         office: OfficeConverter | None = None,
+        fonts: tuple[str, ...] = (),
     ) -> None:
         self.store = store
+        self.fonts = fonts  # [render] fonts: the SMTP-time check sees what the renderer draws with
         self.office = office  # None: office documents are refused (no LibreOffice here)
         self.on_accepted = on_accepted
         self.on_transaction = on_transaction  # once per smtplog row (metrics)
@@ -307,12 +309,12 @@ class IntakeHandler:
         include_body = any(a.faxbox.include_body for a in transaction.accepted)
         return IntakeOptions(
             include_body=include_body,
-            min_inline_image_px=self.settings.min_inline_image_px,
             limits=InspectLimits(
                 max_image_pixels=self.settings.max_image_pixels,
                 max_pages=self.settings.max_pages,
             ),
             office=self.office,
+            fonts=self.fonts,
         )
 
     async def _split_duplicates(

@@ -60,6 +60,10 @@ def doc_server_app() -> Starlette:
     async def text(request: Request) -> Response:
         return Response("Please fax this note.\n", media_type="text/plain")
 
+    async def russian(request: Request) -> Response:
+        body = "Пожалуйста, отправьте факс.\n".encode("cp1251")
+        return Response(body, headers={"content-type": "text/plain; charset=windows-1251"})
+
     async def echo(request: Request) -> Response:
         ok = (
             request.method == "POST"
@@ -81,6 +85,7 @@ def doc_server_app() -> Starlette:
             Route("/status/{code}", status),
             Route("/page.html", html),
             Route("/note", text),
+            Route("/note-cp1251", russian),
             Route("/echo", echo, methods=["POST"]),
         ]
     )

@@ -180,6 +180,11 @@ async def test_http_errors_and_unfaxable_content(docs: str) -> None:
     assert note.kind is DocumentKind.TEXT and note.data == b"Please fax this note.\n"
 
 
+async def test_text_in_the_charset_the_server_names(docs: str) -> None:
+    note, _ = await fetch(f"{docs}/note-cp1251")
+    assert note.data.decode("utf-8") == "Пожалуйста, отправьте факс.\n"
+
+
 async def test_post_with_kazoo_document_fields(docs: str) -> None:
     document, _ = await fetch(
         f"{docs}/echo",
