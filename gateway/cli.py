@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="run SMTP, HTTP and the worker until SIGTERM")
     commands.add_parser("check-config", help="validate the configuration")
+    commands.add_parser("migrate", help="apply the store's schema migrations (both backends)")
 
     accounts = commands.add_parser("accounts", help="manage accounts").add_subparsers(
         dest="action", required=True
@@ -101,7 +102,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         tls_context(settings.smtp)  # the certificate and key load, as at start
         check_settings(settings.notifications)  # templates, TLS files: as the daemon would
+        storage = _storage_line(settings)
+        if storage.startswith("fax-gateway:"):
+            print(storage, file=sys.stderr)
+            return 2
+        print(storage)
         print(f"configuration ok: {config_path(args.config)}")
+        return 0
+    if args.command == "migrate":
+        from gateway.store.lifecycle import migrate
+
+        _emit(asyncio.run(migrate(settings.storage)))
         return 0
     if admin.handles(args):
         return admin.run(args, settings)
@@ -112,6 +123,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "faxes": lambda store: _list_faxes(store, args),
     }
     return asyncio.run(_with_store(settings, handlers[args.command]))
+
+
+def _storage_line(settings: Settings) -> str:
+    """Which backend check-config found, and (PostgreSQL) whether it connects."""
+    from gateway.errors import StorageError
+    from gateway.store.lifecycle import describe
+
+    try:
+        return asyncio.run(describe(settings.storage))
+    except StorageError as exc:
+        return f"fax-gateway: {exc}"
 
 
 async def _with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:

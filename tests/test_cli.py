@@ -276,7 +276,9 @@ def test_empty_listings(capsys: pytest.CaptureFixture[str], config: Path) -> Non
 def test_check_config_ok(capsys: pytest.CaptureFixture[str], config: Path) -> None:
     code, out, _ = run(capsys, config, "check-config")
     assert code == 0
-    assert out.strip() == f"configuration ok: {config}"
+    storage, ok = out.strip().splitlines()
+    assert storage.startswith("storage: SQLite file ")  # which backend is in use
+    assert ok == f"configuration ok: {config}"
 
 
 def test_the_shipped_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:

@@ -148,9 +148,11 @@ class JobStore(NotificationStore):
         account's first transmission comes before any account's second, so one account's
         backlog cannot hold the others' faxes back; within an account, oldest due first.
         """
-        now = self.clock()
         claims: list[Claim] = []
         async with self.database.transaction() as db:
+            # After BEGIN: the transaction may have waited for another node's claim, and an
+            # attempt starts when it is decided (never before the one it follows ended).
+            now = self.clock()
             chosen = await _all(db, _DUE_SQL, (now, max_per_account, limit))
             for row in chosen:
                 cur = await db.execute(

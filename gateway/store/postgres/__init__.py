@@ -143,4 +143,4 @@ def _sqlite(db: Connection) -> Any:
     return db  # the shared helpers take aiosqlite's connection; ours has its execute
 
 
-__all__ = ["PgDatabase", "PostgresStore"]
+__all__ = ["PgDatabase", "PostgresStore", "redacted"]
