@@ -307,3 +307,13 @@ def test_configured_soffice_is_used(tmp_path: Path) -> None:
     converter = office_converter(OfficeSettings(soffice=script), workers=1)
     assert converter is not None
     assert converter.to_pdf(b"{\\rtf1 x}", "rtf", "a.rtf") == b"made\n"
+
+
+@needs_soffice
+def test_libreoffice_beyond_its_memory_limit_is_a_clear_refusal() -> None:
+    # 300 MB of address space is below what LibreOffice 7.4 needs to start (400-512 MB).
+    converter = LibreOfficeConverter(
+        SOFFICE or "", slots=1, limits=OfficeLimits(memory_bytes=300 * 1024 * 1024)
+    )
+    with pytest.raises(ConversionError, match=r"LibreOffice crashed \(signal 6; out of memory"):
+        converter.to_pdf(DOCUMENTS["odt"], "odt", "big.odt")
