@@ -65,7 +65,7 @@ class OfficeLimits:
 def find_soffice(configured: str) -> str | None:
     """The soffice executable: ``configured``, or for "auto" the one on PATH (None if none)."""
     if configured != "auto":
-        return configured if os.access(configured, os.X_OK) else None
+        return shutil.which(configured)  # a path, or a name looked up on PATH
     for name in ("soffice", "libreoffice"):
         found = shutil.which(name)
         if found is not None:
