@@ -2,8 +2,8 @@
 ``PostgresStore``, shaped like the SQLite ``Database`` so the shared store code runs on both.
 
 asyncpg, not psycopg 3: it is the maintained asyncio-native driver (binary protocol, prepared
-statements cached per connection, a pool of its own), and a small insert/select loop on this
-machine runs faster on it (docs/benchmarks.md, bench/store.py).
+statements cached per connection, a pool of its own). Not measured against psycopg 3 here
+(it is not installed); bench/store.py measures asyncpg against SQLite.
 """
 
 from __future__ import annotations
