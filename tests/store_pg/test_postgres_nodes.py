@@ -178,3 +178,16 @@ def test_migrate_on_sqlite_reports_its_file(
     assert main(["--config", str(config), "migrate"]) == 0
     assert '"backend": "sqlite"' in capsys.readouterr().out
     assert (tmp_path / "g.sqlite3").exists()
+
+
+async def test_new_work_on_one_node_wakes_the_others(nodes: list[PostgresStore]) -> None:
+    a, b = nodes
+    woken = asyncio.Event()
+    await b.listen(woken.set)
+    tenant = await make_tenant(a)
+    await a.create_fax(NewFax(account_id=tenant.account_id, to_number="+14155550100"))
+    await woken.wait()  # delivered at a's COMMIT
+    woken.clear()
+    [fax] = await a.claim_attaching("render", 60, 1)
+    assert await a.finish_render(fax.id, "render", b"II*\0", b"%PDF", 1)  # now due: wakes too
+    await woken.wait()

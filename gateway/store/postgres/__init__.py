@@ -23,7 +23,13 @@ from gateway.models import NewFax, SmtpLogEntry, SourceDocument
 from gateway.store.base import StoreBase
 from gateway.store.core import FAX_INSERT, fax_values
 from gateway.store.database import Database, _to_the_end
-from gateway.store.postgres.database import Connection, PgDatabase, redacted, serialized
+from gateway.store.postgres.database import (
+    Connection,
+    PgDatabase,
+    announce,
+    redacted,
+    serialized,
+)
 from gateway.store.records import Claim
 from gateway.store.rows import SMTPLOG_INSERT, smtplog_values
 from gateway.store.sqlite import SqliteStore
@@ -62,7 +68,34 @@ class PostgresStore(SqliteStore):
         index already holds (the same message accepted by another node a moment ago) is not
         made again: the smtplog row names the existing job instead. A caller cancelled
         meanwhile (its client hung up) does not cut the commit short: it waits for it."""
-        await _to_the_end(self._accept(entry, faxes, documents, message_digest))
+        token = announce.set(True)
+        try:
+            await _to_the_end(self._accept(entry, faxes, documents, message_digest))
+        finally:
+            announce.reset(token)
+
+    async def listen(self, on_work: Callable[[], None]) -> None:
+        """Call ``on_work`` (wake the render stage, the worker and the notifier) when any node
+        commits new jobs or makes jobs due; a node that is not told still polls."""
+        await self.pg.listen(on_work)
+
+    async def create_fax(
+        self, fax: NewFax, documents: Sequence[SourceDocument] = (), fax_id: str | None = None
+    ) -> str:
+        token = announce.set(True)
+        try:
+            return await super().create_fax(fax, documents, fax_id)
+        finally:
+            announce.reset(token)
+
+    async def finish_render(
+        self, fax_id: str, owner: str, tiff: bytes, pdf: bytes, pages: int
+    ) -> bool:
+        token = announce.set(True)
+        try:
+            return await super().finish_render(fax_id, owner, tiff, pdf, pages)
+        finally:
+            announce.reset(token)
 
     async def _accept(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -25,6 +25,10 @@ from gateway.store.postgres.schema import MIGRATIONS
 # Set by a caller whose transaction must run alone among all nodes (claim_due): the
 # transaction then begins by taking one advisory lock, released at its COMMIT.
 serialized: ContextVar[bool] = ContextVar("serialized", default=False)
+# Set by a caller whose transaction makes work for every node (new jobs, jobs made due): the
+# transaction ends with a NOTIFY, which PostgreSQL delivers to the listeners at its COMMIT.
+announce: ContextVar[bool] = ContextVar("announce", default=False)
+WORK_CHANNEL = "fax_gateway_work"
 _CLAIM_LOCK = 0x66617831  # "fax1": the advisory lock key of claim_due
 _MIGRATE_LOCK = 0x66617832
 
@@ -117,6 +121,7 @@ class PgDatabase:
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
 
     @property
     def schema_version(self) -> int:
@@ -182,7 +187,19 @@ class PgDatabase:
                 )
         return len(MIGRATIONS)
 
+    async def listen(self, on_work: Callable[[], None]) -> None:
+        """Call ``on_work`` whenever any node commits new work (LISTEN on a connection of its
+        own: a pooled one would be handed to others)."""
+        try:
+            self._listener = await asyncpg.connect(self.url)
+            await self._listener.add_listener(WORK_CHANNEL, lambda *_: on_work())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageError(f"cannot listen on {redacted(self.url)}: {exc}") from exc
+
     async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -196,6 +213,8 @@ class PgDatabase:
                 if serialized.get():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
                 yield Connection(conn)
+                if announce.get():
+                    await conn.execute("SELECT pg_notify($1, '')", WORK_CHANNEL)
         except sqlite3.Error as exc:
             raise StorageError(f"database error: {exc}") from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
