@@ -191,3 +191,24 @@ async def test_new_work_on_one_node_wakes_the_others(nodes: list[PostgresStore])
     [fax] = await a.claim_attaching("render", 60, 1)
     assert await a.finish_render(fax.id, "render", b"II*\0", b"%PDF", 1)  # now due: wakes too
     await woken.wait()
+
+
+async def test_admin_reading_retention_and_backup_work_on_postgres(
+    nodes: list[PostgresStore], clock: Clock, tmp_path: Path
+) -> None:
+    store = nodes[0]
+    tenant = await make_tenant(store)
+    fax_id = await store.create_fax(NewFax(account_id=tenant.account_id, to_number="+14155550100"))
+    assert await store.count_by_status() == {"attaching_files": 1}
+    stats = await store.queue_stats()
+    assert stats.faxes == {("outbound", "attaching_files"): 1}
+    assert [f.id for f in await store.recent_faxes(None, 10)] == [fax_id]
+    cancelled = await store.cancel_fax(fax_id)
+    assert cancelled.status.value == "failed"
+    clock.advance(10)
+    purged = await store.purge(None, clock(), None)
+    assert purged.faxes == 1
+    assert await store.recent_faxes(None, 10) == []
+    copy = await store.backup(tmp_path / "gateway.dump")
+    assert copy["format"] == "pg_dump"
+    assert (tmp_path / "gateway.dump").read_bytes().startswith(b"PGDMP")
