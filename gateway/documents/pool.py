@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -146,76 +147,112 @@ class RenderPool:
         *,
         memory_limit_bytes: int | None = 2 * 1024**3,
         renderer: DocumentRenderer = render_document,
+        recycle_after_calls: int | None = None,
     ) -> None:
         self._workers = workers or os.cpu_count() or 1
         self._per_doc_seconds = per_doc_seconds
         self._memory_limit = memory_limit_bytes
         self._renderer = renderer
+        # Fresh workers now and then: PDFium and image decoders may keep caches.
+        self._recycle_after = max(1, recycle_after_calls or 200 * self._workers)
+        self._calls = 0  # submitted to the current executor
         self._context = _context()
         _start_fork_server(self._context)
         self._executor = self._new_executor()
-        self._generation = 0
+        self._restarted: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
+        self._retiring: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._closed = False
 
     def _new_executor(self) -> ProcessPoolExecutor:
+        # Not max_tasks_per_child: in CPython 3.11 a worker that retires is not replaced while
+        # finished calls left "idle" tokens (_adjust_process_count), so under a backlog the
+        # pool ends with no process at all and queued calls never finish (issue 13). The pool
+        # recycles whole executors instead (``_submit``).
         return ProcessPoolExecutor(
             self._workers,
             mp_context=self._context,
             initializer=_init_worker,
             initargs=(self._memory_limit,),
-            # Recycle workers now and then: PDFium and image decoders may keep caches.
-            max_tasks_per_child=200,
         )
 
-    def _restart(self, generation: int) -> None:
-        """Kill every worker and start a new pool, unless another caller already did."""
-        if generation != self._generation:
+    def _restart(self, executor: ProcessPoolExecutor) -> None:
+        """Kill ``executor``'s workers, and start a new pool if it was the current one; unless
+        another caller already did."""
+        if executor in self._restarted:
             return
-        old = self._executor
-        self._generation += 1
-        self._executor = self._new_executor()
-        _kill_processes(old)
-        old.shutdown(wait=False, cancel_futures=True)
+        self._restarted.add(executor)
+        if executor is self._executor:
+            self._executor = self._new_executor()
+            self._calls = 0
+        _kill_processes(executor)
+        executor.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, fn: Callable[..., T], *args: object) -> tuple[int, Future[T]]:
-        """Hand ``fn(*args)`` to the current workers; also the pool generation it went to."""
+    def _recycle(self) -> None:
+        """New calls go to a new executor; the old one finishes what it has, then exits."""
+        old = self._executor
+        self._executor = self._new_executor()
+        self._calls = 0
+        self._retiring.add(old)
+        old.shutdown(wait=False)
+
+    def _admission(self) -> asyncio.Semaphore:
+        """At most one call per worker is handed to the executor, so that a call starts in a
+        worker when submitted and its time limit does not include waiting behind others.
+        (A semaphore belongs to one event loop; a pool may outlive one, as in tests.)"""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._workers))
+        return self._slots[1]
+
+    def _submit(self, fn: Callable[..., T], *args: object) -> tuple[ProcessPoolExecutor, Future[T]]:
+        """Hand ``fn(*args)`` to the current workers; also the executor it went to."""
         for _ in range(2):
             if self._closed:
                 raise RenderInterrupted("the render pool is closed")
-            generation = self._generation
+            if self._calls >= self._recycle_after:
+                self._recycle()
             executor = self._executor
             try:
                 future: Future[T] = executor.submit(fn, *args)
             except BrokenProcessPool:
-                self._restart(generation)  # broke under earlier work: not this call's fault
+                self._restart(executor)  # broke under earlier work: not this call's fault
                 continue
             except (OSError, EOFError, RuntimeError) as exc:
                 # No worker could be started: the fork server is gone (a stop signal that
                 # reached it before the daemon) or the system is out of processes.
-                self._restart(generation)
+                self._restart(executor)
                 raise RenderInterrupted(f"cannot start a render worker ({exc!r})") from exc
+            self._calls += 1
             future.add_done_callback(functools.partial(_kill_if_broken, executor))
-            return generation, future
+            return executor, future
         raise RenderInterrupted("the render pool broke twice before the render started")
 
     async def _call(
         self, document: SourceDocument, options: RenderOptions, budget: int
     ) -> list[EncodedPage]:
         for attempt in range(2):
-            generation, future = self._submit(self._renderer, document, options, budget)
-            try:
-                return await asyncio.wait_for(asyncio.wrap_future(future), self._per_doc_seconds)
-            except TimeoutError as exc:
-                self._restart(generation)
-                reason = f"rendering took longer than {self._per_doc_seconds:g} s"
-                raise DocumentError(document.filename, reason) from exc
-            except BrokenProcessPool as exc:
-                if self._closed:
-                    raise RenderInterrupted("the render pool was closed during the render") from exc
-                if generation != self._generation and attempt == 0:
-                    continue  # killed because of another job's document: try again
-                self._restart(generation)
-                raise RendererCrashed(document.filename, "rendering crashed the renderer") from exc
+            async with self._admission():
+                executor, future = self._submit(self._renderer, document, options, budget)
+                try:
+                    return await asyncio.wait_for(
+                        asyncio.wrap_future(future), self._per_doc_seconds
+                    )
+                except TimeoutError as exc:
+                    self._restart(executor)
+                    reason = f"rendering took longer than {self._per_doc_seconds:g} s"
+                    raise DocumentError(document.filename, reason) from exc
+                except BrokenProcessPool as exc:
+                    if self._closed:
+                        raise RenderInterrupted(
+                            "the render pool was closed during the render"
+                        ) from exc
+                    if executor in self._restarted and attempt == 0:
+                        continue  # killed because of another job's document: try again
+                    self._restart(executor)
+                    raise RendererCrashed(
+                        document.filename, "rendering crashed the renderer"
+                    ) from exc
         raise AssertionError("unreachable")
 
     async def render(
@@ -247,15 +284,18 @@ class RenderPool:
         """Run trusted work (our own cover text, our own TIFF) in the pool, retrying once if a
         concurrent kill broke the pool under it."""
         for attempt in range(2):
-            generation, future = self._submit(fn, *args)
-            try:
-                return await asyncio.wrap_future(future)
-            except BrokenProcessPool as exc:
-                if self._closed:
-                    raise RenderInterrupted("the render pool was closed during the render") from exc
-                self._restart(generation)
-                if attempt == 1:
-                    raise RendererCrashed(part, "rendering crashed the renderer") from exc
+            async with self._admission():
+                executor, future = self._submit(fn, *args)
+                try:
+                    return await asyncio.wrap_future(future)
+                except BrokenProcessPool as exc:
+                    if self._closed:
+                        raise RenderInterrupted(
+                            "the render pool was closed during the render"
+                        ) from exc
+                    self._restart(executor)
+                    if attempt == 1:
+                        raise RendererCrashed(part, "rendering crashed the renderer") from exc
         raise AssertionError("unreachable")
 
     def problem(self) -> str | None:
@@ -268,7 +308,7 @@ class RenderPool:
             return "closed"
         executor = self._executor
         if getattr(executor, "_broken", False):
-            self._restart(self._generation)
+            self._restart(executor)
             return "broken (a worker process died); restarted"
         processes = list((getattr(executor, "_processes", None) or {}).values())
         dead = sum(1 for process in processes if process.exitcode is not None)
@@ -280,15 +320,20 @@ class RenderPool:
         """Stop the workers: wait ``grace_seconds`` for running renders, then kill them. A call
         still waiting then raises ``RenderInterrupted``."""
         self._closed = True
-        executor = self._executor
+        executors = [self._executor, *self._retiring]
         if grace_seconds > 0:
             loop = asyncio.get_running_loop()
-            shutdown = functools.partial(executor.shutdown, True, cancel_futures=True)
-            finish = loop.run_in_executor(None, shutdown)
+            finish = [
+                loop.run_in_executor(
+                    None, functools.partial(executor.shutdown, True, cancel_futures=True)
+                )
+                for executor in executors
+            ]
             try:
-                await asyncio.wait_for(finish, grace_seconds)
+                await asyncio.wait_for(asyncio.gather(*finish), grace_seconds)
                 return
             except TimeoutError:
                 pass
-        _kill_processes(executor)
-        executor.shutdown(wait=False, cancel_futures=True)
+        for executor in executors:
+            _kill_processes(executor)
+            executor.shutdown(wait=False, cancel_futures=True)

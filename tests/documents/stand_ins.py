@@ -27,3 +27,12 @@ def crash_on_crash(
     if document.filename == "crash":
         os._exit(1)
     return render_document(document, options, budget)
+
+
+def quick_or_slow(
+    document: SourceDocument, options: RenderOptions, budget: int
+) -> list[EncodedPage]:
+    """No pages at once, except that a document named "slow" takes 0.5 s of its worker."""
+    if document.filename == "slow":
+        time.sleep(0.5)
+    return render_document(SourceDocument(document.kind, b"x", document.filename), options, budget)

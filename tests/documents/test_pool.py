@@ -11,7 +11,7 @@ import pytest
 from docgen import LETTER, pdf, text_content
 from PIL import Image
 from signal_stand_ins import signalled_mid_render
-from stand_ins import crash_on_crash, hang_on_stuck
+from stand_ins import crash_on_crash, hang_on_stuck, quick_or_slow
 
 from gateway.documents.pool import RendererCrashed, RenderInterrupted, RenderPool
 from gateway.documents.render import RenderOptions
@@ -118,4 +118,32 @@ async def test_a_crashing_document_is_reported_as_a_crash() -> None:
             await pool.render([SourceDocument(DocumentKind.TEXT, b"x", "crash")], RenderOptions())
         assert str(error.value) == "crash: rendering crashed the renderer"
     finally:
+        await pool.close()
+
+
+async def test_a_render_waiting_for_a_free_worker_is_not_timed_for_the_wait() -> None:
+    # One worker, four documents of 0.5 s each: the last starts 1.5 s after submission, past
+    # the 1 s limit, which is the document's own rendering time, not its time in the queue.
+    pool = RenderPool(workers=1, per_doc_seconds=1.0, renderer=quick_or_slow)
+    slow = SourceDocument(DocumentKind.TEXT, b"x", "slow")
+    try:
+        assert (await pool.render([slow] * 4, RenderOptions())).pages == 4
+    finally:
+        await pool.close()
+
+
+async def test_recycled_workers_are_replaced_under_a_backlog() -> None:
+    # Issue 13: CPython 3.11's max_tasks_per_child retired workers without replacing them
+    # while calls were queued, leaving no worker process and renders that never finished.
+    pool = RenderPool(workers=2, per_doc_seconds=10, renderer=quick_or_slow, recycle_after_calls=3)
+    quick = SourceDocument(DocumentKind.TEXT, b"x", "quick")
+    renders = [asyncio.ensure_future(pool.render([quick], RenderOptions())) for _ in range(20)]
+    try:
+        # A guard against hanging for ever, not a speed limit: 40 calls take about a second.
+        done, stalled = await asyncio.wait(renders, timeout=120)
+        assert not stalled
+        assert [render.result().pages for render in done] == [1] * 20
+    finally:
+        for render in renders:
+            render.cancel()
         await pool.close()
