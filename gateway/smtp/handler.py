@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope
@@ -53,6 +54,11 @@ class IntakeHandler:
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
         self.pending: set[asyncio.Task[Any]] = set()
         self.same_message = KeyedLock()
+        # Parsing has threads of its own, one per possible session: an Office conversion
+        # waiting for a LibreOffice slot holds its thread, and in the shared default pool a
+        # burst of them would stall everything else that runs in a thread (password checks,
+        # API uploads, other messages' parsing).
+        self.parsing = ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="smtp-intake")
         # Not "auth_...": aiosmtpd takes handler attributes so named for AUTH mechanisms.
         self.logins = SmtpAuth(
             store,
@@ -61,6 +67,12 @@ class IntakeHandler:
 
     def apply(self, settings: SmtpSettings) -> None:
         """SIGHUP: the reloadable limits (gateway.reload) for transactions from now on."""
+        if settings.max_sessions != self.settings.max_sessions:
+            old, self.parsing = (
+                self.parsing,
+                ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="smtp-intake"),
+            )
+            old.shutdown(wait=False)  # what it is parsing still finishes
         self.settings = settings
 
     # -- transaction boundaries (called by GatewaySMTP) ----------------------------------------
@@ -273,7 +285,8 @@ class IntakeHandler:
     async def _accept(self, transaction: Transaction, sender: str, raw: bytes) -> str:
         entry = transaction.entry
         options = self._intake_options(transaction)
-        parsed = await asyncio.to_thread(read_message, raw, options)
+        loop = asyncio.get_running_loop()
+        parsed = await loop.run_in_executor(self.parsing, read_message, raw, options)
         entry.message_id, entry.subject = parsed.message_id, parsed.subject
         entry.documents = [part.view() for part in parsed.parts]
         # Check and insert under one lock per Message-ID, so that two sessions delivering the

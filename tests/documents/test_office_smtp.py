@@ -5,7 +5,10 @@ hangs, is busy or is missing, and the server keeps taking mail afterwards."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from officegen import PAGE_BREAK, docx, rtf
 from gateway.config import Settings
 from gateway.documents.office import OfficeConverter
 from gateway.documents.office_process import LibreOfficeConverter, OfficeLimits, find_soffice
+from gateway.errors import ConversionError
 from gateway.models import DocumentKind
 from gateway.smtp.handler import IntakeHandler
 from gateway.smtp.server import SmtpServer
@@ -138,3 +142,64 @@ async def test_every_slot_busy_is_a_temporary_refusal(
 def _transact(smtp: SmtpHarness, message: EmailMessage) -> Outcome:
     with smtp.client() as client:
         return transact(client, data=message)
+
+
+class HeldConverter:
+    """An Office converter that holds every conversion until let go, as LibreOffice slots
+    taken by a burst of Office mail do."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def to_pdf(self, data: bytes, fmt: str, filename: str) -> bytes:
+        self.entered.release()
+        self.release.wait()
+        raise ConversionError(filename, "let go by the test")
+
+
+async def test_held_conversions_do_not_stall_other_mail(
+    start_office: StartOffice, tenant: Tenant
+) -> None:
+    office = HeldConverter()
+    smtp = await start_office(office)
+    # More conversions waiting than the default thread pool has threads; the test waits in
+    # threads of its own, so that it cannot be stalled by what it tests.
+    held = min(32, (os.cpu_count() or 1) + 4) + 1
+    waiter = ThreadPoolExecutor(2)
+    loop = asyncio.get_running_loop()
+    results: list[Outcome] = []
+    clients = [
+        threading.Thread(
+            target=lambda: results.append(
+                _transact(smtp, message_with(rtf(["x"]), "x.rtf", "application/rtf"))
+            )
+        )
+        for _ in range(held)
+    ]
+    for client in clients:
+        client.start()
+    try:
+        # The guards only keep a failure from hanging: every conversion must start, and the
+        # plain note must be answered while they are held.
+        entered = [
+            await loop.run_in_executor(waiter, lambda: office.entered.acquire(timeout=60))
+            for _ in range(held)
+        ]
+        assert all(entered), "not every Office message reached its conversion"
+        plain = EmailMessage()
+        plain["From"] = "alice@example.com"
+        plain["To"] = "+14155550100@fax.test"
+        plain["Subject"] = "while Office mail waits"
+        plain.set_content("A plain note.")
+        done: list[Outcome] = []
+        talker = threading.Thread(target=lambda: done.append(_transact(smtp, plain)))
+        talker.start()
+        await loop.run_in_executor(waiter, talker.join, 60)
+        assert done and done[0].final[0] == 250
+    finally:
+        office.release.set()
+        for client in clients:
+            await loop.run_in_executor(waiter, client.join)
+        waiter.shutdown()
+    assert [r.final[0] for r in results] == [554] * held
