@@ -297,7 +297,8 @@ class IntakeHandler:
     async def _commit(self, transaction: Transaction, sender: str, parsed: ParsedMessage) -> str:
         entry = transaction.entry
         digest = message_digest(sender, parsed)
-        existing, new = await self._split_duplicates(transaction.accepted, parsed, digest)
+        since = self.clock() - self.settings.idempotency_window_s
+        existing, new = await self._split_duplicates(transaction.accepted, parsed, digest, since)
         entry.fax_ids = existing
         if not new:
             entry.errors.append(
@@ -310,7 +311,7 @@ class IntakeHandler:
         # The row is committed with the jobs, so it must already carry the reply it records.
         entry.fax_ids, entry.reply_code, entry.reply_text = fax_ids, 250, status
         try:
-            await self.store.accept_message(entry, faxes, parsed.documents, digest)
+            await self.store.accept_message(entry, faxes, parsed.documents, digest, since)
         except BaseException:
             entry.fax_ids, entry.reply_code, entry.reply_text = existing, None, None
             raise
@@ -331,14 +332,13 @@ class IntakeHandler:
         )
 
     async def _split_duplicates(
-        self, accepted: list[Accepted], parsed: ParsedMessage, digest: str
+        self, accepted: list[Accepted], parsed: ParsedMessage, digest: str, since: float
     ) -> tuple[list[str], list[Accepted]]:
         """An MTA retrying after a lost 250 resends the same message: answer, don't refax.
         The same message is the same Message-ID with the same ``digest`` (sender and content):
         different messages do share Message-IDs in the wild."""
         if not parsed.message_id:
             return [], list(accepted)
-        since = self.clock() - self.settings.idempotency_window_s
         existing: list[str] = []
         new: list[Accepted] = []
         for rcpt in accepted:

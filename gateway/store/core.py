@@ -280,10 +280,12 @@ class CoreStore(StoreBase):
         faxes: Sequence[tuple[str, NewFax]],
         documents: Sequence[SourceDocument],
         message_digest: str | None = None,
+        duplicate_since: float | None = None,
     ) -> None:
         """Create the jobs (id, fax) with their documents and the smtplog row, in one commit.
         ``message_digest`` (of the message's sender and content) is kept on the jobs for
-        ``find_recent_fax``.
+        ``find_recent_fax``. ``duplicate_since`` is not looked at again: one process holds
+        this database, and its intake checks under a lock per Message-ID before it comes here.
 
         Messages accepted at the same time share that commit (group commit: one fsync for
         many); this returns only once the commit holding this message's rows is done.

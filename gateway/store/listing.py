@@ -108,7 +108,7 @@ class ListingStore(StoreBase):
     async def list_smtplog(self, account_id: str | None, window: Window) -> list[SmtpLogEntry]:
         """An account's smtplog rows, or (``None``, admin only) every row, with or without one."""
         if account_id is None:
-            sql, params = "SELECT * FROM smtplog WHERE 1", []
+            sql, params = "SELECT * FROM smtplog WHERE TRUE", []
         else:
             sql, params = "SELECT * FROM smtplog WHERE account_id = ?", [account_id]
         tail, tail_params = window_clause(window)

@@ -101,8 +101,14 @@ class IntakeStore(FaxReader, Protocol):
         faxes: Sequence[tuple[str, NewFax]],
         documents: Sequence[SourceDocument],
         message_digest: str | None = None,
+        duplicate_since: float | None = None,
     ) -> None:
-        """The jobs (id, fax), their documents and the smtplog row, in one commit."""
+        """The jobs (id, fax), their documents and the smtplog row, in one commit.
+
+        With ``message_digest``, a job of the same message (Message-ID, faxbox, number and
+        digest, as ``find_recent_fax``) made since ``duplicate_since`` (``None``: ever) is
+        not made again: the smtplog row names that job. The caller has looked already; this
+        covers a retry of the message committed meanwhile (by another node)."""
         ...
 
     async def write_smtplog(self, entry: SmtpLogEntry) -> None:

@@ -78,6 +78,35 @@ async def test_an_smtp_retry_reaching_another_node_finds_the_first_job(
     assert len(await a.recent_faxes(tenant.account_id, 10)) == 2
 
 
+async def test_the_same_message_after_the_window_is_a_new_job_on_any_node(
+    nodes: list[PostgresStore], clock: Clock
+) -> None:
+    """Within the window a retry reaching the other node finds the first job; after it (the
+    caller's ``duplicate_since`` is later than the first job) the same message is sent again."""
+    a, b = nodes
+    tenant = await make_tenant(a)
+    fax = NewFax(
+        account_id=tenant.account_id,
+        faxbox_id=tenant.faxbox.id,
+        to_number="+14155550100",
+        message_id="<again@example.com>",
+    )
+    first = credentials.new_id()
+    await a.accept_message(_entry(first), [(first, fax)], [], "digest-1", clock.now - 60)
+    clock.advance(30)
+    retry = credentials.new_id()
+    await b.accept_message(_entry(retry), [(retry, fax)], [], "digest-1", clock.now - 60)
+    clock.advance(60)
+    late = credentials.new_id()
+    await b.accept_message(_entry(late), [(late, fax)], [], "digest-1", clock.now - 60)
+    jobs = {job.id for job in await a.recent_faxes(tenant.account_id, 10)}
+    assert jobs == {first, late}
+
+
+def _entry(fax_id: str) -> SmtpLogEntry:
+    return SmtpLogEntry(id=credentials.new_id(), created=0.0, fax_ids=[fax_id])
+
+
 async def test_two_nodes_claiming_at_once_never_call_one_number_twice(
     nodes: list[PostgresStore], clock: Clock
 ) -> None:

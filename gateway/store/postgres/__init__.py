@@ -5,13 +5,15 @@ SQL rewritten by ``dialect``); what one SQLite writer gave for free is done by t
 across nodes: ``claim_due`` runs under one advisory lock (a node's choice of due jobs sees
 every other node's committed claims; a partial unique index backs "one call per number"),
 the render and notification claims take rows ``FOR UPDATE SKIP LOCKED``, and an SMTP message
-accepted twice (a retry reaching another node) finds the first job through a unique index.
+accepted twice (a retry reaching another node) finds the first job under an advisory lock of
+the message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -63,14 +65,17 @@ class PostgresStore(SqliteStore):
         faxes: Sequence[tuple[str, NewFax]],
         documents: Sequence[SourceDocument],
         message_digest: str | None = None,
+        duplicate_since: float | None = None,
     ) -> None:
-        """The jobs, their documents and the smtplog row in one commit. A job the unique
-        index already holds (the same message accepted by another node a moment ago) is not
+        """The jobs, their documents and the smtplog row in one commit. A job of the same
+        message made since ``duplicate_since`` (accepted by another node a moment ago) is not
         made again: the smtplog row names the existing job instead. A caller cancelled
         meanwhile (its client hung up) does not cut the commit short: it waits for it."""
         token = announce.set(True)
         try:
-            await _to_the_end(self._accept(entry, faxes, documents, message_digest))
+            await _to_the_end(
+                self._accept(entry, faxes, documents, message_digest, duplicate_since)
+            )
         finally:
             announce.reset(token)
 
@@ -103,22 +108,29 @@ class PostgresStore(SqliteStore):
         faxes: Sequence[tuple[str, NewFax]],
         documents: Sequence[SourceDocument],
         message_digest: str | None,
+        duplicate_since: float | None,
     ) -> None:
         now = self.clock()
         async with self.pg.transaction() as db:
-            ids = [await self._insert_document(_sqlite(db), doc.data) for doc in documents]
+            # The same message reaching two nodes at once: whichever takes the message's lock
+            # second finds (its statement's snapshot is taken after the first one's COMMIT)
+            # the job the first made. Not a unique index: after [smtp] idempotency_window_s
+            # the same message again is a new fax, which such an index would refuse.
+            keys = sorted(
+                {k for _, f in faxes if (k := _message_key(f, message_digest)) is not None}
+            )
+            for key in keys:  # in one order on every node: no deadlock between two of them
+                await db.execute("SELECT pg_advisory_xact_lock(?, ?)", (_MESSAGE_LOCK, key))
             fax_ids: dict[str, str] = {}
             for fax_id, fax in faxes:
-                row = await (
-                    await db.execute(
-                        FAX_INSERT + " ON CONFLICT DO NOTHING RETURNING id",
-                        fax_values(fax_id, fax, now, entry.id, message_digest),
-                    )
-                ).fetchone()
-                if row is None:
-                    fax_ids[fax_id] = await self._existing_job(db, fax, message_digest)
-                    continue
-                fax_ids[fax_id] = fax_id
+                found = None
+                if message_digest is not None and fax.message_id is not None:
+                    found = await _same_message_job(db, fax, message_digest, duplicate_since)
+                fax_ids[fax_id] = found or fax_id
+            to_make = [(fax_id, fax) for fax_id, fax in faxes if fax_ids[fax_id] == fax_id]
+            ids = [await self._insert_document(_sqlite(db), d.data) for d in documents if to_make]
+            for fax_id, fax in to_make:
+                await db.execute(FAX_INSERT, fax_values(fax_id, fax, now, entry.id, message_digest))
                 for seq, (doc_id, doc) in enumerate(zip(ids, documents, strict=True)):
                     await self._link_document(_sqlite(db), fax_id, "original", seq, doc_id, doc)
             if any(old != new for old, new in fax_ids.items()):
@@ -126,18 +138,6 @@ class PostgresStore(SqliteStore):
                     entry, fax_ids=[fax_ids.get(i, i) for i in entry.fax_ids]
                 )
             await db.execute(SMTPLOG_INSERT, smtplog_values(entry))
-
-    async def _existing_job(self, db: Connection, fax: NewFax, digest: str | None) -> str:
-        row = await (
-            await db.execute(
-                "SELECT id FROM faxes WHERE message_id = ? AND coalesce(faxbox_id, '') = ?"
-                " AND to_number = ? AND message_digest = ? AND direction = 'outbound'",
-                (fax.message_id, fax.faxbox_id or "", fax.to_number, digest),
-            )
-        ).fetchone()
-        if row is None:  # pragma: no cover - the conflict that sent us here names it
-            raise StorageError("an accepted job vanished")
-        return str(row["id"])
 
     async def claim_due(
         self, owner: str, lease_s: float, max_per_account: int, limit: int
@@ -170,6 +170,41 @@ class PostgresStore(SqliteStore):
         os.replace(partial, target)
         size = await asyncio.to_thread(os.path.getsize, target)
         return {"path": str(target), "bytes": size, "format": "pg_dump"}
+
+
+_MESSAGE_LOCK = 0x66617833  # "fax3": the advisory lock class of one SMTP message's jobs
+
+
+def _message_key(fax: NewFax, digest: str | None) -> int | None:
+    """The advisory lock key of the message's job to ``fax``'s number (32 bits: a clash
+    only makes two messages wait for each other)."""
+    if digest is None or fax.message_id is None:
+        return None
+    text = "\x1f".join((fax.message_id, fax.faxbox_id or "", fax.to_number, digest))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
+
+
+async def _same_message_job(
+    db: Connection, fax: NewFax, digest: str, since: float | None
+) -> str | None:
+    row = await (
+        await db.execute(
+            "SELECT id FROM faxes WHERE message_id = ? AND faxbox_id IS NOT DISTINCT FROM ?"
+            " AND to_number = ? AND message_digest = ? AND direction = 'outbound'"
+            " AND created >= ? ORDER BY created LIMIT 1",
+            (
+                fax.message_id,
+                fax.faxbox_id,
+                fax.to_number,
+                digest,
+                _EVER if since is None else since,
+            ),
+        )
+    ).fetchone()
+    return None if row is None else str(row["id"])
+
+
+_EVER = float("-inf")
 
 
 def _sqlite(db: Connection) -> Any:

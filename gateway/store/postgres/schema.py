@@ -4,8 +4,10 @@ The tables mirror the SQLite schema (gateway/store/schema.py, all its migrations
 that the shared store code reads the same columns: times are Unix seconds (double precision),
 JSON stays text, documents are bytea. Tables SQLite orders by ``rowid`` get a ``rowid``
 column of their own. What SQLite gets from its single writer is written here as constraints:
-one active transmission per number (a partial unique index) and one job per SMTP message,
-recipient and content (a unique index). Never edit a released migration; append a new one.
+one active transmission per number (a partial unique index). One job per SMTP message,
+recipient and content within [smtp] idempotency_window_s is PostgresStore's advisory lock of
+the message (migration 2 drops the unique index migration 1 had for it: it refused the same
+message again after the window). Never edit a released migration; append a new one.
 """
 
 from __future__ import annotations
@@ -168,5 +170,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX notifications_fax ON notifications(fax_id, id);
     CREATE INDEX notifications_due ON notifications(state, next_attempt_at);
+    """,
+    # 2: an SMTP message re-sent after [smtp] idempotency_window_s is a new fax, which the
+    # unique index refused; the lookup of an earlier job keeps faxes_message.
+    """
+    DROP INDEX faxes_smtp_once;
     """,
 ]
