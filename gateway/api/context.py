@@ -105,21 +105,29 @@ def failed_credential(request: Request, api: Api) -> HttpError:
     return unauthorized()
 
 
+async def principal_for(
+    request: Request, api: Api, secret: str, kinds: tuple[str, ...] = ("auth_token",)
+) -> Principal:
+    """Who ``secret`` is: the admin, or the account of a credential of one of ``kinds``;
+    raises the 401 (counted against the caller's address) or the 429 of a guesser."""
+    check_not_guessing(request, api)
+    if not secret or len(secret) > MAX_TOKEN_CHARS:
+        raise failed_credential(request, api)
+    admin = api.settings.http.admin_token
+    if admin and hmac.compare_digest(secret.encode(), admin.encode()):
+        return Principal(None, secret)
+    for kind in kinds:
+        account = await api.store.account_for_token(secret, kind=kind)
+        if account is not None:
+            return Principal(account.id, secret)
+    raise failed_credential(request, api)
+
+
 async def authenticate(request: Request, api: Api) -> Principal:
     token = token_of(request)
     if not token:
         raise unauthorized()  # no credential, no guess: a plain link opened without a token
-    check_not_guessing(request, api)
-    if len(token) > MAX_TOKEN_CHARS:
-        raise failed_credential(request, api)
-    admin = api.settings.http.admin_token
-    if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        principal = Principal(None, token)
-    else:
-        account = await api.store.account_for_token(token)
-        if account is None:
-            raise failed_credential(request, api)
-        principal = Principal(account.id, token)
+    principal = await principal_for(request, api, token)
     request.scope.setdefault("state", {})["auth_token"] = token
     return principal
 

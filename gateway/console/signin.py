@@ -16,12 +16,7 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.context import (
-    MAX_TOKEN_CHARS,
-    api_of,
-    check_not_guessing,
-    failed_credential,
-)
+from gateway.api.context import api_of, principal_for
 from gateway.api.errors import HttpError
 from gateway.console.sessions import COOKIE
 from gateway.console.web import PREFIX, console_of, form_of, redirect, render
@@ -56,18 +51,8 @@ async def show_signin(request: Request) -> Response:
 
 async def _account_for(request: Request, secret: str) -> str | None:
     """The account ``secret`` signs into ("" for the admin); raises the API's 401/429."""
-    api = api_of(request)
-    check_not_guessing(request, api)
-    if not secret or len(secret) > MAX_TOKEN_CHARS:
-        raise failed_credential(request, api)
-    admin = api.settings.http.admin_token
-    if admin and hmac.compare_digest(secret.encode(), admin.encode()):
-        return ""
-    for kind in ("auth_token", "api_key"):
-        account = await api.store.account_for_token(secret, kind=kind)
-        if account is not None:
-            return account.id
-    raise failed_credential(request, api)
+    principal = await principal_for(request, api_of(request), secret, ("auth_token", "api_key"))
+    return principal.account_id or ""
 
 
 async def sign_in(request: Request) -> Response:
