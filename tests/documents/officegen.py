@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 PAGE_BREAK = "\f"  # in a list of paragraphs: start a new page here
@@ -226,3 +227,17 @@ def rtf(paragraphs: list[str], size_pt: int = 16) -> bytes:
     return (
         "{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Liberation Serif;}}\n" + "".join(parts) + "}"
     ).encode("ascii")
+
+
+def stand_in(tmp_path: Path, body: str) -> str:
+    """An executable called with soffice's arguments, standing in for a LibreOffice that
+    misbehaves; ``$OUT`` is the --outdir it was given."""
+    script = tmp_path / "soffice-stand-in"
+    script.write_text(
+        "#!/bin/sh\n"
+        'OUT=""; prev=""\n'
+        'for a in "$@"; do [ "$prev" = "--outdir" ] && OUT="$a"; prev="$a"; done\n'
+        f"{body}\n"
+    )
+    script.chmod(0o755)
+    return str(script)

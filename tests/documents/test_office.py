@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from officegen import PAGE_BREAK, docx, odt, odt_with_load_macro, rtf, xlsx
+from officegen import PAGE_BREAK, docx, odt, odt_with_load_macro, rtf, stand_in, xlsx
 from PIL import Image
 
 from gateway.config import OfficeSettings
@@ -136,19 +136,6 @@ def test_document_macros_never_run(tmp_path: Path) -> None:
 
 
 # --- a LibreOffice that misbehaves (an injected executable stands in for it) -----------------
-
-
-def stand_in(tmp_path: Path, body: str) -> str:
-    """An executable called with soffice's arguments; ``$OUT`` is the --outdir it was given."""
-    script = tmp_path / "soffice-stand-in"
-    script.write_text(
-        "#!/bin/sh\n"
-        'OUT=""; prev=""\n'
-        'for a in "$@"; do [ "$prev" = "--outdir" ] && OUT="$a"; prev="$a"; done\n'
-        f"{body}\n"
-    )
-    script.chmod(0o755)
-    return str(script)
 
 
 def processes_of(path: str) -> list[int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from docgen import LETTER, pdf, text_content
-from officegen import docx
+from officegen import docx, stand_in
 
 from gateway.api.app import create_app
 from gateway.config import Settings
@@ -58,19 +58,6 @@ async def put_docx(
     yield put
     for client in clients:
         await client.aclose()
-
-
-def stand_in(tmp_path: Path, body: str) -> str:
-    """An executable with soffice's arguments; ``$OUT`` is the --outdir it was given."""
-    script = tmp_path / "soffice-stand-in"
-    script.write_text(
-        "#!/bin/sh\n"
-        'OUT=""; prev=""\n'
-        'for a in "$@"; do [ "$prev" = "--outdir" ] && OUT="$a"; prev="$a"; done\n'
-        f"{body}\n"
-    )
-    script.chmod(0o755)
-    return str(script)
 
 
 async def test_uploaded_docx_is_stored_as_its_pdf(

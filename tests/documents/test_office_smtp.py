@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from officegen import PAGE_BREAK, docx, rtf
+from officegen import PAGE_BREAK, docx, rtf, stand_in
 
 from gateway.config import Settings
 from gateway.documents.office import OfficeConverter
@@ -56,13 +56,6 @@ def message_with(data: bytes, filename: str, ctype: str = DOCX) -> EmailMessage:
     maintype, subtype = ctype.split("/")
     message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return message
-
-
-def stand_in(tmp_path: Path, body: str) -> str:
-    script = tmp_path / "soffice-stand-in"
-    script.write_text(f"#!/bin/sh\n{body}\n")
-    script.chmod(0o755)
-    return str(script)
 
 
 @pytest.mark.skipif(find_soffice("auto") is None, reason="LibreOffice not installed")
@@ -114,7 +107,6 @@ async def test_every_slot_busy_is_a_temporary_refusal(
     gate, started = tmp_path / "gate", tmp_path / "started"
     script = stand_in(
         tmp_path,
-        'OUT=""; prev=""; for a in "$@"; do [ "$prev" = "--outdir" ] && OUT="$a"; prev="$a"; done\n'
         f'touch "{started}"; while [ ! -e "{gate}" ]; do sleep 0.05; done; exit 3',
     )
     smtp = await start_office(LibreOfficeConverter(script, 1, OfficeLimits(slot_wait_s=0.2)))
